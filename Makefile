@@ -1,0 +1,47 @@
+# scaleset-image-operator: the two commands a person needs are `make test` and `make demo`.
+# Everything is set up from a fresh clone: uv (from PyPI) and the locked Python environment.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := $(PYTHON) -m uv
+RUN := $(UV) run --frozen
+
+.PHONY: all setup uv lint typecheck imports unit component test demo simulator clean
+
+all: test
+
+uv:
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+setup: uv
+	$(UV) sync --frozen --quiet
+
+lint: setup
+	$(RUN) ruff check operator tests
+	$(RUN) ruff format --check operator tests
+
+typecheck: setup
+	$(RUN) mypy
+
+imports: setup
+	$(RUN) lint-imports
+
+unit: setup
+	$(RUN) pytest tests/unit
+
+component: setup
+	$(RUN) pytest tests/component
+
+# Lint, types, layering, then every test.
+test: lint typecheck imports
+	$(RUN) pytest
+
+demo: setup
+	$(RUN) scaleset-image demo
+
+simulator: setup
+	$(RUN) scaleset-image simulator --port 8443 --ca-file sim-ca.pem --time-scale 10
+
+clean:
+	rm -rf .venv .mypy_cache .pytest_cache .ruff_cache sim-ca.pem

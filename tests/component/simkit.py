@@ -1,0 +1,176 @@
+"""Small builders and waits shared by the simulator's component tests.
+
+Constants describe the simulator's defaults (docs/simulator.md); the builders make the ARM request bodies a
+real client would send; the waits poll with a deadline instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from azure.core.credentials import AccessToken
+from azure.mgmt.compute.aio import ComputeManagementClient
+from azure.mgmt.compute.models import VirtualMachineScaleSetVM
+
+TIME_SCALE = 60.0
+"""Simulated seconds per real second. At 60 a 2 s upgrade takes 33 ms, and the simulator's LRO
+``Retry-After`` (10 s, 30 s simulated) rounds down to 0, so the SDK polls at its ``polling_interval``."""
+
+UPGRADE_SECONDS = 2
+"""Simulated seconds one instance upgrade takes in scale sets built by the ``scale_sets`` fixture."""
+
+HEALTH_WARMUP_SECONDS = 2
+"""Simulated seconds from an upgraded instance's ``Succeeded`` to ``Healthy``."""
+
+RESOURCE_GROUP = "rg-component-tests"
+TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+CLIENT_ID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
+ARM_SCOPE = "https://management.azure.com/.default"
+API_VERSION = "2026-04-01"
+
+JAMMY = {"publisher": "Canonical", "offer": "0001-com-ubuntu-server-jammy", "sku": "22_04-lts-gen2"}
+"""Published by default with three versions, oldest first."""
+JAMMY_VERSIONS = ("22.04.202409110", "22.04.202410020", "22.04.202411010")
+NOBLE = {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server"}
+NOBLE_VERSIONS = ("24.04.202410010", "24.04.202411030")
+
+
+@dataclass(frozen=True)
+class ScaleSet:
+    """A scale set a test created through the control API."""
+
+    id: str
+    name: str
+    resource_group: str
+    subscription_id: str
+    capacity: int
+
+    @property
+    def path(self) -> str:
+        """The ARM id as a fault ``match.path`` pattern (regular expression, searched)."""
+        return re.escape(self.id)
+
+
+def only_this_scale_set(scale_set: ScaleSet) -> dict[str, str]:
+    """A fault match for GETs of the scale set itself (not of its instances or views)."""
+    return {"method": "GET", "path": f"{scale_set.path}(\\?|$)"}
+
+
+def jammy(version: str = JAMMY_VERSIONS[0]) -> dict[str, str]:
+    return {**JAMMY, "version": version}
+
+
+def image_patch(image_reference: dict[str, str]) -> dict[str, Any]:
+    """A PATCH body that changes only the image of the scale set's model."""
+    return {"properties": {"virtualMachineProfile": {"storageProfile": {"imageReference": image_reference}}}}
+
+
+async def list_vms(
+    compute: ComputeManagementClient, scale_set: ScaleSet, **kwargs: Any
+) -> list[VirtualMachineScaleSetVM]:
+    """Every instance of the scale set with its instance view (the SDK follows ``nextLink``)."""
+    kwargs.setdefault("expand", "instanceView")
+    return [
+        vm
+        async for vm in compute.virtual_machine_scale_set_vms.list(scale_set.resource_group, scale_set.name, **kwargs)
+    ]
+
+
+def health_of(vm: VirtualMachineScaleSetVM) -> str | None:
+    view = vm.properties.instance_view
+    if view is None or view.vm_health is None or view.vm_health.status is None:
+        return None
+    return view.vm_health.status.code
+
+
+def status_codes(vm_or_view: Any) -> list[str]:
+    view = getattr(getattr(vm_or_view, "properties", None), "instance_view", None) or vm_or_view
+    return [status.code for status in view.statuses or []]
+
+
+def exact_version(vm: VirtualMachineScaleSetVM) -> str | None:
+    return vm.properties.storage_profile.image_reference.exact_version
+
+
+def image_version(vm: VirtualMachineScaleSetVM) -> str | None:
+    return vm.properties.storage_profile.image_reference.version
+
+
+class StaticTokenCredential:
+    """An async credential that hands out one given token and claims it is valid for an hour."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken(self._token, int(time.time()) + 3600)
+
+    async def close(self) -> None:
+        return None
+
+    async def __aenter__(self) -> StaticTokenCredential:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+T = TypeVar("T")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    until: Callable[[T], bool],
+    *,
+    timeout: float = 15.0,
+    interval: float = 0.1,
+) -> T:
+    """Calls ``probe`` until ``until`` holds for its result; fails with the last result after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await probe()
+        if until(result):
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not reached within {timeout} s; last result: {result!r}")
+        await asyncio.sleep(interval)
+
+
+async def all_vms_eventually(
+    compute: ComputeManagementClient,
+    scale_set: ScaleSet,
+    until: Callable[[VirtualMachineScaleSetVM], bool],
+    *,
+    timeout: float = 15.0,
+) -> list[VirtualMachineScaleSetVM]:
+    """Polls the instance list until every instance satisfies ``until``.
+
+    Gently: the list is a high-cost read whose bucket refills 10 per simulated minute (10/s at scale 60).
+    """
+    return await eventually(
+        lambda: list_vms(compute, scale_set),
+        lambda vms: bool(vms) and all(until(vm) for vm in vms),
+        timeout=timeout,
+        interval=0.4,
+    )
+
+
+def scale_set_stats(stats: dict[str, Any], scale_set: ScaleSet) -> dict[str, Any]:
+    """The scale set's entry of ``/_sim/stats`` (keys are ARM ids; compared case-insensitively)."""
+    for arm_id, entry in stats["scaleSets"].items():
+        if arm_id.lower() == scale_set.id.lower():
+            return entry
+    raise AssertionError(f"{scale_set.id} not in stats: {sorted(stats['scaleSets'])}")
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def arm_path(scale_set: ScaleSet, suffix: str = "") -> str:
+    return f"{scale_set.id}{suffix}"
