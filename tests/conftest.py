@@ -4,6 +4,9 @@ The simulator runs on a thread of its own (its own event loop), so async tests a
 client can both talk to it. Every test gets a subscription and scale set names of its own, so tests never
 share scale sets or throttling buckets and can run in any order.
 
+Constants, small builders and waits live in ``tests/component/simkit.py`` (``tests/component`` is a package,
+so both this file and the tests import it as ``component.simkit``).
+
 Nothing here patches the Azure SDK: clients are built exactly as an operator would build them, with the
 simulator's URL as ``base_url``/``authority`` and its CA as ``connection_verify``.
 """

@@ -168,9 +168,18 @@ def scale_set_stats(stats: dict[str, Any], scale_set: ScaleSet) -> dict[str, Any
     raise AssertionError(f"{scale_set.id} not in stats: {sorted(stats['scaleSets'])}")
 
 
+def most_instances_updating_at_once(transitions: list[dict[str, Any]]) -> int:
+    """From audit transitions (oldest first): the most instances that were ``Updating`` at the same moment."""
+    updating: set[str] = set()
+    most = 0
+    for transition in transitions:
+        if transition["to"] == "Updating":
+            updating.add(transition["instanceId"])
+        elif transition["from"] == "Updating":
+            updating.discard(transition["instanceId"])
+        most = max(most, len(updating))
+    return most
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-def arm_path(scale_set: ScaleSet, suffix: str = "") -> str:
-    return f"{scale_set.id}{suffix}"

@@ -11,7 +11,7 @@ import aiohttp
 import jwt
 import pytest
 from azure.core.exceptions import ClientAuthenticationError
-from azure.identity.aio import ClientSecretCredential, WorkloadIdentityCredential
+from azure.identity.aio import ClientSecretCredential, ManagedIdentityCredential, WorkloadIdentityCredential
 from azure.mgmt.compute.aio import ComputeManagementClient
 
 from component.simkit import (
@@ -23,7 +23,7 @@ from component.simkit import (
     StaticTokenCredential,
     bearer,
 )
-from scaleset_image_operator.simulator import SimulatorConfig, SimulatorThread
+from scaleset_image_operator.simulator import SimulatorConfig, SimulatorControl, SimulatorThread
 
 
 async def arm_error(response: aiohttp.ClientResponse) -> str:
@@ -141,8 +141,6 @@ async def expired_token(sim: SimulatorThread) -> str:
 async def test_an_expired_token_is_refused_with_401_expired_authentication_token(
     short_lived_tokens: SimulatorThread,
 ) -> None:
-    from scaleset_image_operator.simulator import SimulatorControl
-
     sim = short_lived_tokens
     subscription = "00000000-0000-0000-0000-00000000e001"
     arm_id = SimulatorControl(sim.url, sim.ca_file).create_scale_set(
@@ -191,3 +189,16 @@ async def test_the_openid_configuration_of_a_tenant_is_served(http: aiohttp.Clie
         document = await response.json()
 
     assert document["token_endpoint"].endswith(f"/{TENANT_ID}/oauth2/v2.0/token")
+
+
+async def test_a_managed_identity_credential_gets_a_token_from_the_pod_identity_endpoint(
+    open_compute, simulator, scale_set: ScaleSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", simulator.url)
+    async with (
+        ManagedIdentityCredential(connection_verify=str(simulator.ca_file)) as credential,
+        open_compute(scale_set.subscription_id, credential) as compute,
+    ):
+        vmss = await compute.virtual_machine_scale_sets.get(scale_set.resource_group, scale_set.name)
+
+    assert vmss.name == scale_set.name

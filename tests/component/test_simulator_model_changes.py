@@ -240,3 +240,58 @@ async def test_a_scale_set_created_with_put_is_creating_then_succeeded(
     assert responses[0].http_response.json()["properties"]["provisioningState"] == "Creating"
     assert created.properties.provisioning_state == "Succeeded"
     assert created.sku.capacity == 2
+
+
+def gallery_version_id(subscription_id: str, version: str) -> str:
+    return (
+        f"/subscriptions/{subscription_id}/resourceGroups/rg-images/providers/Microsoft.Compute/galleries/"
+        f"gallery/images/node/versions/{version}"
+    )
+
+
+async def test_a_scale_set_moves_between_published_gallery_image_versions(
+    compute: ComputeManagementClient, control, scale_sets, subscription_id: str
+) -> None:
+    old, new = gallery_version_id(subscription_id, "1.0.0"), gallery_version_id(subscription_id, "1.0.1")
+    control.publish_image(id=old)
+    control.publish_image(id=new)
+    scale_set = scale_sets(capacity=2, image={"id": old})
+
+    await patch_image(compute, scale_set, {"id": new}, etag=None)
+    await (
+        await compute.virtual_machine_scale_sets.begin_update_instances(
+            scale_set.resource_group, scale_set.name, {"instanceIds": ["0", "1"]}
+        )
+    ).result()
+
+    vms = await list_vms(compute, scale_set)
+    assert {vm.properties.storage_profile.image_reference.id.lower() for vm in vms} == {new.lower()}
+    published = await compute.gallery_image_versions.get("rg-images", "gallery", "node", "1.0.1")
+    assert published.name == "1.0.1"
+
+
+async def test_a_gallery_image_version_never_published_is_refused_with_404_gallery_image_not_found(
+    compute: ComputeManagementClient, control, scale_sets, subscription_id: str
+) -> None:
+    control.publish_image(id=gallery_version_id(subscription_id, "1.0.0"))
+    scale_set = scale_sets(image={"id": gallery_version_id(subscription_id, "1.0.0")})
+
+    with pytest.raises(ResourceNotFoundError) as refused:
+        await patch_image(compute, scale_set, {"id": gallery_version_id(subscription_id, "9.9.9")}, etag=None)
+
+    assert refused.value.error.code == "GalleryImageNotFound"
+
+
+async def test_a_managed_image_never_published_is_refused_with_404_image_not_found(
+    compute: ComputeManagementClient, control, scale_sets, subscription_id: str
+) -> None:
+    images = f"/subscriptions/{subscription_id}/resourceGroups/rg-images/providers/Microsoft.Compute/images"
+    control.publish_image(id=f"{images}/node-v1")
+    scale_set = scale_sets(image={"id": f"{images}/node-v1"})
+
+    with pytest.raises(ResourceNotFoundError) as refused:
+        await patch_image(compute, scale_set, {"id": f"{images}/node-v2"}, etag=None)
+
+    assert refused.value.error.code == "ImageNotFound"
+    image = await compute.images.get("rg-images", "node-v1")
+    assert image.name == "node-v1"

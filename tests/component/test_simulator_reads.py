@@ -162,3 +162,14 @@ async def test_a_scale_set_instance_view_summarises_the_provisioning_state_of_ev
 
     summary = Counter({s.code: s.count for s in view.virtual_machine.statuses_summary})
     assert summary["ProvisioningState/succeeded"] == 6
+
+
+async def test_instances_filtered_on_power_state_carry_only_their_power_state(
+    compute: ComputeManagementClient, scale_set: ScaleSet
+) -> None:
+    vms = await list_vms(
+        compute, scale_set, expand=None, filter="startswith(instanceView/statuses/code, 'PowerState') eq true"
+    )
+
+    assert len(vms) == scale_set.capacity
+    assert {tuple(status_codes(vm)) for vm in vms} == {("PowerState/running",)}

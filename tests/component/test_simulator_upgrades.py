@@ -21,6 +21,7 @@ from component.simkit import (
     image_version,
     jammy,
     list_vms,
+    most_instances_updating_at_once,
     scale_set_stats,
 )
 
@@ -241,6 +242,7 @@ async def test_a_rolling_scale_set_upgrades_in_batches_when_its_model_changes(
     assert latest.properties.policy.max_batch_instance_percent == 20
     vms = await all_vms_eventually(compute, scale_set, lambda vm: vm.properties.latest_model_applied)
     assert {image_version(vm) for vm in vms} == {JAMMY_VERSIONS[1]}
+    assert most_instances_updating_at_once(control.audit(scaleSet=scale_set.name, kind="transition")) == 2
     assert scale_set_stats(control.stats(), scale_set)["maxConcurrentDomains"] <= 2
 
 
@@ -271,6 +273,7 @@ async def test_an_automatic_scale_set_upgrades_every_domain_at_once_when_its_mod
         lambda vm: vm.properties.latest_model_applied and vm.properties.provisioning_state == "Succeeded",
     )
     assert {image_version(vm) for vm in vms} == {JAMMY_VERSIONS[1]}
+    assert most_instances_updating_at_once(control.audit(scaleSet=scale_set.name, kind="transition")) == 10
     assert scale_set_stats(control.stats(), scale_set)["maxConcurrentDomains"] == 5
 
 

@@ -322,7 +322,9 @@ class World:
             running=False,
         )
         operation = self._new_operation(scale_set, "VirtualMachineScaleSets_CreateOrUpdate")
-        operation.pending = {i.instance_id for i in scale_set.instances.values()}
+        for instance in scale_set.instances.values():
+            instance.operation_id = operation.op_id
+            operation.pending.add(instance.instance_id)
         scale_set.provisioning = "Creating"
         scale_set.provisioning_operation = operation.op_id
         if not operation.pending:
@@ -800,7 +802,7 @@ class World:
             self._settle_health(scale_set, instance, unhealthy=unhealthy is not None)
             self._instance_done(scale_set, instance, None)
 
-        duration = (slow.seconds if slow is not None else scale_set.upgrade_seconds) * self._jitter()
+        duration = slow.seconds if slow is not None else scale_set.upgrade_seconds * self._jitter()
         if stuck is not None:
             self._stuck[(scale_set.key, iid)] = finished
             if stuck.seconds > 0:
