@@ -1,7 +1,9 @@
-"""The ``scaleset-image`` command.
+"""The ``scaleset-image`` command (DESIGN.md section 9).
 
-Sub-commands so far: ``simulator`` (the Azure ARM simulator, DESIGN.md section 6) and ``demo`` (a rollout
-against the simulator, shown live). Parsing and wiring only: the work happens in the modules they call.
+Sub-commands: ``plan`` (dry run of a ScaleSetImage against Azure or the simulator), ``reconcile`` (the rollout
+engine on one manifest without Kubernetes, status kept in a file), ``simulator`` (the Azure ARM simulator) and
+``demo`` (a rollout against the simulator, shown live). Parsing and wiring only: the work happens in the
+modules they call.
 """
 
 from __future__ import annotations
@@ -67,6 +69,115 @@ async def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_manifest(path: str) -> dict[str, Any]:
+    text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    documents = [d for d in yaml.safe_load_all(text) if d]
+    chosen = [d for d in documents if isinstance(d, dict) and d.get("kind") == "ScaleSetImage"]
+    if len(chosen) != 1:
+        raise SystemExit(f"{path}: expected exactly one ScaleSetImage document, found {len(chosen)}")
+    return dict(chosen[0])
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from .settings import SettingsError, from_env
+
+    try:
+        return from_env(
+            arm_endpoint=args.arm_endpoint,
+            ca_bundle=Path(args.ca_bundle) if args.ca_bundle else None,
+            poll_seconds=args.poll_seconds,
+        )
+    except SettingsError as error:
+        raise SystemExit(f"configuration: {error}") from None
+
+
+async def _plan(args: argparse.Namespace) -> int:
+    import time
+
+    from . import wiring
+    from .core.spec import parse_spec
+    from .planview import render_plan
+    from .reconciler import Reconciler, Resource
+
+    manifest = _load_manifest(args.file)
+    spec_document = {**(manifest.get("spec") or {}), "dryRun": True}
+    spec, problems = parse_spec(spec_document)
+    if spec is None:
+        print("invalid spec:\n" + "\n".join(f"  {p}" for p in problems), file=sys.stderr)
+        return 2
+    settings = _settings(args)
+    async with wiring.credential(settings) as credential:
+        gateway = wiring.gateway(settings, credential)
+        try:
+            reconciler = Reconciler(gateway, settings, time.time)
+            metadata = manifest.get("metadata") or {}
+            result = await reconciler.reconcile(
+                Resource(
+                    str(metadata.get("namespace") or "default"), str(metadata.get("name") or ""), 1, spec_document, {}
+                )
+            )
+        finally:
+            await gateway.close()
+    if result.decision is None or result.observation is None:
+        print(f"cannot plan: {result.status.get('message')}", file=sys.stderr)
+        return 1
+    print(
+        render_plan(
+            spec,
+            result.observation.scale_set,
+            result.decision,
+            upgrade_seconds=args.upgrade_minutes * 60,
+            warmup_seconds=args.health_minutes * 60,
+        )
+    )
+    return 0
+
+
+async def _reconcile(args: argparse.Namespace) -> int:
+    from . import wiring
+    from .engine import LocalEngine, settled
+    from .reconciler import PassResult, Reconciler
+
+    manifest = _load_manifest(args.file)
+    settings = _settings(args)
+
+    def report(result: PassResult) -> None:
+        status = result.status
+        counts = status.get("instances") or {}
+        print(
+            f"{status.get('phase', '?'):<13} {counts.get('upgraded', 0)}/{counts.get('total', 0)} "
+            f"{status.get('message', '')}",
+            flush=True,
+        )
+
+    async with wiring.credential(settings) as credential:
+        gateway = wiring.gateway(settings, credential)
+        try:
+            import time
+
+            engine = LocalEngine(
+                Reconciler(gateway, settings, time.time), manifest, Path(args.status_file) if args.status_file else None
+            )
+            result = await engine.run(
+                settled if args.until == "settled" else lambda r: True,
+                timeout=args.timeout,
+                on_pass=report,
+                max_sleep=settings.poll_seconds,
+            )
+        except TimeoutError as error:
+            print(str(error), file=sys.stderr)
+            return 1
+        finally:
+            await gateway.close()
+    return 0 if result.status.get("phase") in ("Succeeded", "Planned") else 3
+
+
+def _azure_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--arm-endpoint", help="Azure Resource Manager URL (env SCALESET_IMAGE_ARM_ENDPOINT)")
+    parser.add_argument("--ca-bundle", help="extra trusted CA file, PEM (env SCALESET_IMAGE_CA_BUNDLE)")
+    parser.add_argument("--poll-seconds", type=float, help="seconds between passes (env SCALESET_IMAGE_POLL_SECONDS)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scaleset-image",
@@ -74,6 +185,34 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+
+    plan = commands.add_parser("plan", help="show the rollout a ScaleSetImage would make; changes nothing")
+    plan.add_argument("-f", "--file", required=True, help="ScaleSetImage manifest (YAML), or - for stdin")
+    plan.add_argument(
+        "--upgrade-minutes",
+        type=float,
+        default=5.0,
+        help="typical minutes one batch's upgrade takes, for the estimate (default: 5)",
+    )
+    plan.add_argument(
+        "--health-minutes",
+        type=float,
+        default=1.0,
+        help="typical minutes until upgraded instances report healthy (default: 1)",
+    )
+    _azure_flags(plan)
+
+    rec = commands.add_parser("reconcile", help="run the rollout engine on one manifest without Kubernetes")
+    rec.add_argument("-f", "--file", required=True, help="ScaleSetImage manifest (YAML), or - for stdin")
+    rec.add_argument("--status-file", help="JSON file holding the status between passes and restarts")
+    rec.add_argument(
+        "--until",
+        choices=["settled", "once"],
+        default="settled",
+        help="stop when Ready/halted/paused (default) or after one pass",
+    )
+    rec.add_argument("--timeout", type=float, default=3600.0, help="give up after this many seconds")
+    _azure_flags(rec)
 
     sim = commands.add_parser("simulator", help="run the Azure Resource Manager simulator (HTTPS)")
     sim.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
@@ -100,6 +239,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(KeyboardInterrupt):
             return asyncio.run(_serve(args))
         return 0
+    if args.command == "plan":
+        return asyncio.run(_plan(args))
+    if args.command == "reconcile":
+        return asyncio.run(_reconcile(args))
     if args.command == "demo":
         from .demo import run_demo
 

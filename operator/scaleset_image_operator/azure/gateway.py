@@ -1,0 +1,275 @@
+"""The scale-set gateway on ``azure.mgmt.compute.aio`` and ``azure.identity.aio`` (DESIGN.md section 5).
+
+What it promises the reconciler:
+- one observation = one scale-set GET + one VM list with ``$expand=instanceView`` (pages followed by the SDK),
+  plus one GET of the in-flight operation's status URL when there is one; never a call per instance;
+- a model write is a PATCH holding only the image fields, guarded by ``If-Match`` with the etag read;
+- ``manualUpgrade`` is started without waiting (``polling=False``) and its ``Azure-AsyncOperation`` URL returned,
+  so the operation can be awaited across operator restarts instead of being repeated;
+- ``Retry-After`` is honoured inside a call only up to ``retry_after_cap``; a longer one ends the call as
+  ``Throttled`` and blocks the subscription until then (``budget``);
+- every answer's status code and ``x-ms-ratelimit-remaining-*`` headers go to ``AzureStats``.
+
+Every endpoint, CA bundle and authority comes from ``Settings``; that is how the simulator is used.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.pipeline import PipelineResponse
+from azure.core.pipeline.policies import AsyncRetryPolicy
+from azure.core.rest import HttpRequest
+from azure.mgmt.compute.aio import ComputeManagementClient
+from azure.mgmt.compute.models import VirtualMachineScaleSetUpdate, VirtualMachineScaleSetVMInstanceRequiredIDs
+
+from ..core.images import Image, ImageKind
+from ..core.spec import ScaleSetRef
+from ..ports import Observation
+from .budget import RequestBudget
+from .convert import operation_from_arm, scale_set_from_arm
+from .errors import AzureProblem, ImageRejected, Throttled, classify
+from .operations import operation_name
+
+_RATE_LIMIT = re.compile(r"(?:Microsoft\.Compute/)?(?P<policy>[A-Za-z0-9]+);(?P<remaining>\d+)")
+
+
+@dataclass
+class AzureStats:
+    """What the gateway saw on the wire, for metrics: requests by (operation, status code), throttles, and the
+    last remaining-budget figure Azure reported per rate-limit policy."""
+
+    requests: Counter[tuple[str, str]] = field(default_factory=Counter)
+    throttled: int = 0
+    remaining: dict[str, float] = field(default_factory=dict)
+
+    def record(self, method: str, url: str, status: int, headers: Any) -> None:
+        self.requests[(operation_name(method, url), str(status))] += 1
+        if status == 429:
+            self.throttled += 1
+        for name in ("x-ms-ratelimit-remaining-resource",):
+            value = headers.get(name)
+            if value:
+                for match in _RATE_LIMIT.finditer(value):
+                    self.remaining[match.group("policy")] = float(match.group("remaining"))
+        for name in ("x-ms-ratelimit-remaining-subscription-reads", "x-ms-ratelimit-remaining-subscription-writes"):
+            value = headers.get(name)
+            if value and value.isdigit():
+                self.remaining[name.removeprefix("x-ms-ratelimit-remaining-")] = float(value)
+
+
+class CappedRetryPolicy(AsyncRetryPolicy[Any, Any]):
+    """azure-core's retry policy, but a ``Retry-After`` longer than the cap is not slept inside the call (the
+    reconciler requeues instead), and a POST/PATCH that failed with 5xx is not blindly resent: Azure may have
+    acted on it, and the next observation will say so."""
+
+    def __init__(self, cap_seconds: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.cap_seconds = cap_seconds
+
+    def is_retry(self, settings: dict[str, Any], response: PipelineResponse[Any, Any]) -> bool:
+        if not super().is_retry(settings, response):
+            return False
+        retry_after = self.get_retry_after(response)
+        if retry_after is not None and retry_after > self.cap_seconds:
+            return False
+        method = response.http_request.method.upper()
+        has_retry_after = bool(response.http_response.headers.get("Retry-After"))
+        return not (method in ("POST", "PATCH") and response.http_response.status_code >= 500 and not has_retry_after)
+
+
+@dataclass(frozen=True)
+class GatewayOptions:
+    arm_endpoint: str
+    arm_scope: str
+    connection_verify: str | bool
+    retry_after_cap: float = 30.0
+    budget_per_minute: float = 300.0
+    image_cache_seconds: float = 300.0
+    retry_total: int = 4
+
+
+class AzureGateway:
+    """``ports.ScaleSetGateway`` on the Azure SDK. One client per subscription, shared by every ScaleSetImage."""
+
+    def __init__(
+        self,
+        credential: AsyncTokenCredential,
+        options: GatewayOptions,
+        *,
+        clock: Callable[[], float],
+        stats: AzureStats | None = None,
+        budget: RequestBudget | None = None,
+    ) -> None:
+        self._credential = credential
+        self._options = options
+        self._clock = clock
+        self.stats = stats or AzureStats()
+        self.budget = budget or RequestBudget(options.budget_per_minute, clock=clock)
+        self._clients: dict[str, ComputeManagementClient] = {}
+        self._image_cache: dict[tuple[str, ...], tuple[float, str]] = {}
+
+    def _hook(self, response: PipelineResponse[Any, Any]) -> None:
+        self.stats.record(
+            response.http_request.method,
+            response.http_request.url,
+            response.http_response.status_code,
+            response.http_response.headers,
+        )
+
+    def _client(self, subscription: str) -> ComputeManagementClient:
+        client = self._clients.get(subscription.lower())
+        if client is None:
+            client = ComputeManagementClient(
+                self._credential,
+                subscription,
+                base_url=self._options.arm_endpoint,
+                credential_scopes=[self._options.arm_scope],
+                connection_verify=self._options.connection_verify,
+                retry_policy=CappedRetryPolicy(
+                    self._options.retry_after_cap,
+                    retry_total=self._options.retry_total,
+                    retry_backoff_factor=0.5,
+                    retry_backoff_max=10,
+                ),
+                raw_response_hook=self._hook,
+                polling_interval=1.0,
+            )
+            self._clients[subscription.lower()] = client
+        return client
+
+    async def close(self) -> None:
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()
+
+    async def _spend(self, ref: ScaleSetRef) -> None:
+        await self.budget.spend(ref.subscription_id)
+
+    def _problem(self, ref: ScaleSetRef, error: Exception, what: str, *, image_write: bool = False) -> AzureProblem:
+        problem = classify(error, what=what, image_write=image_write)
+        if isinstance(problem, Throttled) and problem.retry_after:
+            self.budget.block(ref.subscription_id, problem.retry_after)
+        return problem
+
+    # -------------------------------------------------------------------------------- reads
+
+    async def observe(self, ref: ScaleSetRef, operation_url: str | None) -> Observation:
+        client = self._client(ref.subscription_id)
+        what = f"reading {ref.name}"
+        try:
+            await self._spend(ref)
+            vmss = await client.virtual_machine_scale_sets.get(ref.resource_group, ref.name)
+            orchestration = str((vmss.get("properties") or {}).get("orchestrationMode") or "Uniform")
+            vms: list[Any] = []
+            if orchestration.lower() != "flexible":
+                await self._spend(ref)
+                pager = client.virtual_machine_scale_set_vms.list(ref.resource_group, ref.name, expand="instanceView")
+                vms = [vm async for vm in pager]
+            operation = None
+            if operation_url:
+                await self._spend(ref)
+                response = await client.send_request(HttpRequest("GET", operation_url))
+                if response.status_code >= 400:
+                    response.raise_for_status()
+                operation = operation_from_arm(operation_url, response.json())
+        except Exception as error:
+            raise self._problem(ref, error, what) from error
+        return Observation(scale_set_from_arm(vmss, vms), operation)
+
+    async def resolve_image(self, ref: ScaleSetRef, image: Image, location: str) -> Image:
+        if not image.is_latest:
+            return image
+        key = (
+            ref.subscription_id.lower(),
+            location.lower(),
+            image.publisher.lower(),
+            image.offer.lower(),
+            image.sku.lower(),
+        )
+        cached = self._image_cache.get(key)
+        if cached is not None and self._clock() - cached[0] < self._options.image_cache_seconds:
+            return image.with_version(cached[1])
+        client = self._client(ref.subscription_id)
+        what = f"listing versions of {image.key()}"
+        try:
+            await self._spend(ref)
+            versions = await client.virtual_machine_images.list(location, image.publisher, image.offer, image.sku)
+        except Exception as error:
+            raise self._problem(ref, error, what, image_write=True) from error
+        names = [str(v.name) for v in versions or [] if v.name]
+        if not names:
+            raise ImageRejected(
+                f"{what}: no version of {image.publisher}:{image.offer}:{image.sku} is published in {location}",
+                code="PlatformImageNotFound",
+            )
+        newest = max(names, key=_version_key)
+        self._image_cache[key] = (self._clock(), newest)
+        return image.with_version(newest)
+
+    # ------------------------------------------------------------------------------- writes
+
+    async def _patch(self, ref: ScaleSetRef, body: dict[str, Any], etag: str, what: str, *, image_write: bool) -> None:
+        client = self._client(ref.subscription_id)
+        try:
+            await self._spend(ref)
+            await client.virtual_machine_scale_sets.begin_update(
+                ref.resource_group,
+                ref.name,
+                VirtualMachineScaleSetUpdate(body),
+                etag=etag,
+                match_condition=MatchConditions.IfNotModified,
+                polling=False,
+            )
+        except Exception as error:
+            raise self._problem(ref, error, what, image_write=image_write) from error
+
+    async def update_model_image(self, ref: ScaleSetRef, image: Image, etag: str) -> None:
+        fragment = image.model_patch()
+        if image.kind is ImageKind.URI:
+            fragment = {"osDisk": fragment["osDisk"]}
+        body = {"properties": {"virtualMachineProfile": {"storageProfile": fragment}}}
+        await self._patch(ref, body, etag, f"changing the model image of {ref.name} to {image.key()}", image_write=True)
+
+    async def set_manual_upgrade_mode(self, ref: ScaleSetRef, etag: str) -> None:
+        await self._patch(
+            ref,
+            {"properties": {"upgradePolicy": {"mode": "Manual"}}},
+            etag,
+            f"setting the upgrade policy of {ref.name} to Manual",
+            image_write=False,
+        )
+
+    async def upgrade_instances(self, ref: ScaleSetRef, instance_ids: tuple[str, ...]) -> str:
+        client = self._client(ref.subscription_id)
+        initial: list[PipelineResponse[Any, Any]] = []
+
+        def capture(response: PipelineResponse[Any, Any]) -> None:
+            self._hook(response)
+            initial.append(response)
+
+        what = f"manualUpgrade of {ref.name} instances {', '.join(instance_ids)}"
+        try:
+            await self._spend(ref)
+            await client.virtual_machine_scale_sets.begin_update_instances(
+                ref.resource_group,
+                ref.name,
+                VirtualMachineScaleSetVMInstanceRequiredIDs(instance_ids=list(instance_ids)),
+                polling=False,
+                raw_response_hook=capture,
+            )
+        except Exception as error:
+            raise self._problem(ref, error, what) from error
+        headers = initial[-1].http_response.headers if initial else {}
+        url = headers.get("Azure-AsyncOperation") or headers.get("Location") or ""
+        return str(url)
+
+
+def _version_key(version: str) -> tuple[tuple[int, str], ...]:
+    return tuple((int(part), "") if part.isdigit() else (-1, part) for part in version.split("."))

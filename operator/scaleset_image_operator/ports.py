@@ -1,0 +1,41 @@
+"""What the reconciler needs from the outside world, as Protocols (DESIGN.md section 2).
+
+The Azure adapter implements ``ScaleSetGateway``; tests may pass any object with the same methods.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from .core.images import Image
+from .core.observation import OperationView, ScaleSetView
+from .core.spec import ScaleSetRef
+
+
+@dataclass(frozen=True)
+class Observation:
+    scale_set: ScaleSetView
+    operation: OperationView | None
+
+
+class ScaleSetGateway(Protocol):
+    async def observe(self, ref: ScaleSetRef, operation_url: str | None) -> Observation:
+        """The scale set's model and every instance (one VM list), and the operation's state if one is given."""
+        ...
+
+    async def resolve_image(self, ref: ScaleSetRef, image: Image, location: str) -> Image:
+        """The concrete image a spec names (``latest`` becomes the newest published version)."""
+        ...
+
+    async def update_model_image(self, ref: ScaleSetRef, image: Image, etag: str) -> None:
+        """Change only the image of the model, if the model's etag is still ``etag``."""
+        ...
+
+    async def set_manual_upgrade_mode(self, ref: ScaleSetRef, etag: str) -> None:
+        """Set ``upgradePolicy.mode`` to Manual, if the model's etag is still ``etag``."""
+        ...
+
+    async def upgrade_instances(self, ref: ScaleSetRef, instance_ids: tuple[str, ...]) -> str:
+        """Start ``manualUpgrade`` on these instances; returns the operation's status URL."""
+        ...

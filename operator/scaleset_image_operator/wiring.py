@@ -1,0 +1,33 @@
+"""Builds the production objects from ``Settings``: the Azure credential and gateway.
+
+The credential is azure-identity's ``DefaultAzureCredential`` (workload identity on AKS, managed identity,
+or the environment), configured with the CA bundle when one is set so that a private authority or the
+simulator's token endpoint can be trusted.
+"""
+
+from __future__ import annotations
+
+import time
+
+from azure.identity.aio import DefaultAzureCredential
+
+from .azure.gateway import AzureGateway, GatewayOptions
+from .settings import Settings
+
+
+def credential(settings: Settings) -> DefaultAzureCredential:
+    return DefaultAzureCredential(
+        connection_verify=settings.connection_verify, exclude_interactive_browser_credential=True
+    )
+
+
+def gateway(settings: Settings, credential: DefaultAzureCredential) -> AzureGateway:
+    options = GatewayOptions(
+        arm_endpoint=settings.arm_endpoint,
+        arm_scope=settings.arm_scope,
+        connection_verify=settings.connection_verify,
+        retry_after_cap=settings.retry_after_cap,
+        budget_per_minute=settings.budget_per_minute,
+        image_cache_seconds=settings.image_cache_seconds,
+    )
+    return AzureGateway(credential, options, clock=time.monotonic)
