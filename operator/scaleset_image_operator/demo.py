@@ -1,98 +1,82 @@
-"""``scaleset-image demo`` (``make demo``): a whole image rollout against the Azure simulator, shown live.
+"""``scaleset-image demo`` (``make demo``): the rollout engine on a sample ScaleSetImage, shown live.
 
-It starts the simulator on a free loopback port, creates a 5-update-domain scale set in Manual upgrade
-mode, and rolls it onto a newer Ubuntu image the way the 2016 Azure procedure does, through the real Azure
-SDK with a real ``azure-identity`` credential: read the model, change only the image (PATCH with
-``If-Match``), then ``manualupgrade`` one update domain at a time, waiting until that domain runs the new
-model and is healthy before the next. A second scale set in Automatic mode gets the same model change, to
-show the outage the domain-by-domain procedure avoids. The terminal shows domains x instances as a grid.
-
-This is wiring for people, not the operator: the operator's engine will drive the same rollout.
+It starts the Azure simulator on a free loopback port with a 5-update-domain scale set in Manual upgrade
+mode, and runs the operator's engine (the same reconciler the Kubernetes handlers call, with the real Azure
+SDK and a real ``azure-identity`` credential over HTTPS) on a ScaleSetImage asking for a newer Ubuntu image,
+until it is Ready. The terminal shows domains x instances as a grid (the vmsseditor heat map), a progress
+bar and the Events the operator would post. Then, for contrast, the same model change on a scale set in
+Automatic mode: every domain upgrades at once. A summary gives batches, time and Azure requests.
 """
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from azure.core import MatchConditions
-from azure.core.polling import AsyncLROPoller
 from azure.identity.aio import ClientSecretCredential
-from azure.mgmt.compute.aio import ComputeManagementClient
-from azure.mgmt.compute.models import VirtualMachineScaleSetUpdate
 
+from .azure.gateway import AzureGateway, GatewayOptions
+from .core.images import Image
+from .core.observation import ScaleSetView
+from .core.spec import HealthMode
+from .core.status import instance_state
+from .engine import LocalEngine, settled
+from .reconciler import PassResult, Reconciler
+from .settings import Settings
 from .simulator import SimulatorConfig, SimulatorControl, SimulatorThread
 
 SUBSCRIPTION = "00000000-0000-0000-0000-0000000000d0"
 RESOURCE_GROUP = "rg-demo"
-SOURCE = {
-    "publisher": "Canonical",
-    "offer": "0001-com-ubuntu-server-jammy",
-    "sku": "22_04-lts-gen2",
-    "version": "22.04.202409110",
-}
-TARGET_VERSION = "22.04.202411010"
+PUBLISHER, OFFER, SKU = "Canonical", "0001-com-ubuntu-server-jammy", "22_04-lts-gen2"
+SOURCE_VERSION, TARGET_VERSION = "22.04.202409110", "22.04.202411010"
 
 CELLS = {
     "pending": ("·", "\033[2m"),
     "upgrading": ("▒", "\033[33m"),
-    "warming": ("◔", "\033[36m"),
-    "done": ("█", "\033[32m"),
+    "upgraded": ("█", "\033[32m"),
     "failed": ("✗", "\033[31m"),
+    "unhealthy": ("✗", "\033[31m"),
 }
 
 
-@dataclass(frozen=True)
-class InstanceState:
-    instance_id: str
-    update_domain: int
-    state: str
+def sample_manifest(name: str) -> dict[str, Any]:
+    """The sample ScaleSetImage the demo applies (also what ``examples/`` shows)."""
+    return {
+        "apiVersion": "scaleset.dev/v1alpha1",
+        "kind": "ScaleSetImage",
+        "metadata": {"name": name, "namespace": "default", "generation": 1},
+        "spec": {
+            "scaleSet": {"subscriptionId": SUBSCRIPTION, "resourceGroup": RESOURCE_GROUP, "name": name},
+            "image": {"platform": {"publisher": PUBLISHER, "offer": OFFER, "sku": SKU, "version": "latest"}},
+            "rollout": {
+                "strategy": "UpdateDomain",
+                "pauseBetweenBatches": "2s",
+                "healthCheck": {"mode": "Auto", "timeout": "10m"},
+            },
+        },
+    }
 
 
-def classify(vm: Any) -> InstanceState:
-    """Reduce one VMSS VM (listed with its instance view) to what the grid shows."""
-    view = vm.instance_view
-    provisioning = str(vm.provisioning_state or "")
-    health = (view.vm_health.status.code if view and view.vm_health and view.vm_health.status else "") or ""
-    if provisioning == "Failed" or health == "HealthState/unhealthy":
-        state = "failed"
-    elif provisioning in ("Updating", "Creating"):
-        state = "upgrading"
-    elif not vm.latest_model_applied:
-        state = "pending"
-    elif health in ("HealthState/initializing", "HealthState/unknown"):
-        state = "warming"
-    else:
-        state = "done"
-    return InstanceState(str(vm.instance_id), int(view.platform_update_domain if view else 0), state)
+def grid(view: ScaleSetView, target: Image, color: bool) -> list[str]:
+    """One row per update domain, one cell per instance, coloured by the operator's view of it."""
+    rows: dict[int, list[str]] = {}
+    for instance in view.instances:
+        glyph, ansi = CELLS[instance_state(instance, target, HealthMode.AUTO)]
+        rows.setdefault(instance.update_domain or 0, []).append(f"{ansi}{glyph}\033[0m" if color else glyph)
+    return [f"  UD {domain}  {' '.join(cells)}" for domain, cells in sorted(rows.items())]
 
 
-def grid(states: Sequence[InstanceState], title: str, color: bool) -> list[str]:
-    """The vmsseditor heat map in a terminal: one row per update domain, one cell per instance."""
-    lines = [title]
-    domains = sorted({s.update_domain for s in states})
-    for domain in domains:
-        cells = []
-        for state in sorted((s for s in states if s.update_domain == domain), key=lambda s: int(s.instance_id)):
-            glyph, ansi = CELLS[state.state]
-            cells.append(f"{ansi}{glyph}\033[0m" if color else glyph)
-        lines.append(f"  UD {domain}  {' '.join(cells)}")
-    done = sum(1 for s in states if s.state == "done")
-    width = 30
-    filled = round(width * done / max(1, len(states)))
-    lines.append(f"  [{'#' * filled}{'-' * (width - filled)}] {done}/{len(states)} on the new image and healthy")
-    return lines
+def progress_bar(done: int, total: int, width: int = 30) -> str:
+    filled = round(width * done / max(1, total))
+    return f"  [{'#' * filled}{'-' * (width - filled)}] {done}/{total} on the new image and healthy"
 
 
 class Screen:
-    """Redraws the grid in place on a terminal; prints only changes otherwise."""
+    """Redraws the live frame in place on a terminal; prints each changed frame otherwise."""
 
     def __init__(self, out: TextIO, live: bool) -> None:
         self.out = out
@@ -100,19 +84,15 @@ class Screen:
         self._drawn = 0
         self._last: list[str] = []
 
-    def show(self, lines: list[str], status: str) -> None:
-        frame = [*lines, f"  {status}"]
-        if frame == self._last:
+    def frame(self, lines: list[str]) -> None:
+        if lines == self._last:
             return
-        self._last = frame
-        if self.live:
-            if self._drawn:
-                self.out.write(f"\033[{self._drawn}F")
-            for line in frame:
-                self.out.write(f"\033[2K{line}\n")
-            self._drawn = len(frame)
-        else:
-            self.out.write("\n".join(frame) + "\n")
+        self._last = lines
+        if self.live and self._drawn:
+            self.out.write(f"\033[{self._drawn}F")
+        for line in lines:
+            self.out.write(f"\033[2K{line}\n" if self.live else f"{line}\n")
+        self._drawn = len(lines) if self.live else 0
         self.out.flush()
 
     def say(self, text: str) -> None:
@@ -122,141 +102,135 @@ class Screen:
         self.out.flush()
 
 
-async def _observe(client: ComputeManagementClient, name: str) -> list[InstanceState]:
-    return [
-        classify(vm)
-        async for vm in client.virtual_machine_scale_set_vms.list(RESOURCE_GROUP, name, expand="instanceView")
-    ]
-
-
-async def _change_image(client: ComputeManagementClient, name: str) -> AsyncLROPoller[Any]:
-    """PATCH only the image version, guarded by the etag just read."""
-    current = await client.virtual_machine_scale_sets.get(RESOURCE_GROUP, name)
-    patch = VirtualMachineScaleSetUpdate(
-        {"properties": {"virtualMachineProfile": {"storageProfile": {"imageReference": {"version": TARGET_VERSION}}}}}
-    )
-    return await client.virtual_machine_scale_sets.begin_update(
-        RESOURCE_GROUP, name, patch, etag=current.etag, match_condition=MatchConditions.IfNotModified
-    )
-
-
-async def _roll_domain_by_domain(client: ComputeManagementClient, screen: Screen, color: bool) -> int:
-    """Manual mode: one update domain at a time, each awaited and health-checked before the next."""
+async def _operator_rollout(simulator: SimulatorThread, screen: Screen, color: bool) -> tuple[PassResult, int]:
     name = "vmss-web"
-    screen.say(
-        f"\n1. {name} (upgradePolicy Manual): change the model's image, then manualupgrade one update domain at a time"
-    )
-    updated = await (await _change_image(client, name)).result()
-    etag = updated.etag
-    states = await _observe(client, name)
-    screen.say(
-        f"   model now {SOURCE['publisher']}:{SOURCE['offer']}:{SOURCE['sku']}:{TARGET_VERSION} "
-        f"(etag {etag}); every instance reports latestModelApplied=false"
-    )
-    batches = 0
-    for domain in sorted({s.update_domain for s in states}):
-        ids = [s.instance_id for s in states if s.update_domain == domain and s.state != "done"]
-        if not ids:
-            continue
-        batches += 1
-        poller = await client.virtual_machine_scale_sets.begin_update_instances(
-            RESOURCE_GROUP, name, {"instanceIds": ids}
+    settings = Settings(arm_endpoint=simulator.url, ca_bundle=simulator.ca_file, poll_seconds=0.25)
+    ca = str(simulator.ca_file)
+    async with ClientSecretCredential(
+        "demo-tenant", "demo-client", "demo-secret", authority=simulator.url, connection_verify=ca
+    ) as credential:
+        gateway = AzureGateway(
+            credential,
+            GatewayOptions(arm_endpoint=simulator.url, arm_scope=settings.arm_scope, connection_verify=ca),
+            clock=time.monotonic,
         )
-        operation = asyncio.ensure_future(poller.result())
-        while True:
-            states = await _observe(client, name)
-            mine = [s for s in states if s.update_domain == domain]
-            if any(s.state == "failed" for s in mine):
-                screen.say(f"   update domain {domain} failed: the procedure stops here")
-                operation.cancel()
-                return 1
-            screen.show(
-                grid(states, f"   {name}", color), f"upgrading update domain {domain}: instances {', '.join(ids)}"
+        engine = LocalEngine(Reconciler(gateway, settings, time.time), sample_manifest(name))
+        batches = 0
+
+        def show(result: PassResult) -> None:
+            nonlocal batches
+            for event in result.events:
+                if event.reason == "BatchStarted":
+                    batches += 1
+                if event.reason != "BatchSucceeded":
+                    screen.say(f"   event {event.type:<7} {event.reason:<17} {event.message}")
+            if result.observation is None or result.decision is None:
+                return
+            counts = result.status.get("instances") or {}
+            screen.frame(
+                [
+                    f"   {name}   phase {result.status.get('phase')}",
+                    *grid(result.observation.scale_set, result.decision.target, color),
+                    progress_bar(int(counts.get("upgraded", 0)), int(counts.get("total", 0))),
+                    f"  {result.status.get('message', '')[:110]}",
+                ]
             )
-            if operation.done() and all(s.state == "done" for s in mine):
-                break
-            await asyncio.sleep(0.25)
-        await operation
-    screen.show(grid(states, f"   {name}", color), f"done: {batches} batches, one update domain each")
-    return 0
+
+        try:
+            result = await engine.run(settled, timeout=120, on_pass=show, max_sleep=settings.poll_seconds)
+        finally:
+            await gateway.close()
+    return result, batches
 
 
-async def _automatic_contrast(client: ComputeManagementClient, screen: Screen, color: bool) -> None:
+async def _automatic_contrast(simulator: SimulatorThread, control: SimulatorControl, screen: Screen) -> int:
+    """The same model change on a scale set in Automatic mode, done the way people did before (PATCH only)."""
+    from azure.core import MatchConditions
+    from azure.mgmt.compute.aio import ComputeManagementClient
+    from azure.mgmt.compute.models import VirtualMachineScaleSetUpdate
+
     name = "vmss-auto"
-    screen.say(f"\n2. {name} (upgradePolicy Automatic): the same model change upgrades every domain at once")
-    poller = await _change_image(client, name)
-    model_change = asyncio.ensure_future(poller.result())
-    worst = 0
-    for _ in range(400):
-        states = await _observe(client, name)
-        down = {s.update_domain for s in states if s.state == "upgrading"}
-        worst = max(worst, len(down))
-        screen.show(grid(states, f"   {name}", color), f"{len(down)} update domains down at the same moment")
-        if all(s.state == "done" for s in states):
-            break
-        await asyncio.sleep(0.25)
-    await model_change
-    screen.say(f"   at worst {worst} of 5 update domains were upgrading at once: that is the outage.")
+    ca = str(simulator.ca_file)
+    async with (
+        ClientSecretCredential(
+            "demo-tenant", "demo-client", "demo-secret", authority=simulator.url, connection_verify=ca
+        ) as credential,
+        ComputeManagementClient(
+            credential, SUBSCRIPTION, base_url=simulator.url, connection_verify=ca, polling_interval=0.2
+        ) as client,
+    ):
+        current = await client.virtual_machine_scale_sets.get(RESOURCE_GROUP, name)
+        patch = VirtualMachineScaleSetUpdate(
+            {
+                "properties": {
+                    "virtualMachineProfile": {"storageProfile": {"imageReference": {"version": TARGET_VERSION}}}
+                }
+            }
+        )
+        poller = await client.virtual_machine_scale_sets.begin_update(
+            RESOURCE_GROUP, name, patch, etag=current.etag, match_condition=MatchConditions.IfNotModified
+        )
+        await poller.result()
+    worst = control.stats()["scaleSets"][current.id]["maxConcurrentDomains"]
+    screen.say(
+        f"   {name} (upgradePolicy Automatic): the same image change upgraded {worst} of 5 update domains "
+        "at the same moment — the outage the operator exists to prevent."
+    )
+    return int(worst)
 
 
 async def run_demo(
     *, instances: int = 15, time_scale: float = 30.0, live: bool = True, out: TextIO = sys.stdout
 ) -> int:
-    color = live
     workdir = Path(tempfile.mkdtemp(prefix="scaleset-image-demo-"))
-    config = SimulatorConfig(port=0, ca_file=workdir / "sim-ca.pem", time_scale=time_scale)
     screen = Screen(out, live)
     started = time.monotonic()
-    with SimulatorThread(config) as simulator:
-        control = SimulatorControl(simulator.url, simulator.ca_file)
-        for name, policy in (("vmss-web", "Manual"), ("vmss-auto", "Automatic")):
-            control.create_scale_set(
-                subscriptionId=SUBSCRIPTION,
-                resourceGroup=RESOURCE_GROUP,
-                name=name,
-                capacity=instances,
-                image=SOURCE,
-                upgradePolicy=policy,
-                upgradeSeconds=60,
-                healthWarmupSeconds=20,
+    try:
+        with SimulatorThread(SimulatorConfig(port=0, ca_file=workdir / "sim-ca.pem", time_scale=time_scale)) as sim:
+            control = SimulatorControl(sim.url, sim.ca_file)
+            for name, policy in (("vmss-web", "Manual"), ("vmss-auto", "Automatic")):
+                control.create_scale_set(
+                    subscriptionId=SUBSCRIPTION,
+                    resourceGroup=RESOURCE_GROUP,
+                    name=name,
+                    capacity=instances,
+                    image={"publisher": PUBLISHER, "offer": OFFER, "sku": SKU, "version": SOURCE_VERSION},
+                    upgradePolicy=policy,
+                    upgradeSeconds=60,
+                    healthWarmupSeconds=20,
+                )
+            screen.say(
+                f"Azure simulator on {sim.url} (CA {sim.ca_file}), time x{time_scale:g}: "
+                "one instance upgrade takes ~60 s of simulated time"
             )
-        screen.say(
-            f"Azure simulator on {simulator.url} (CA {simulator.ca_file}), time x{time_scale:g}: "
-            f"one instance upgrade takes ~60 s of simulated time"
-        )
-        screen.say("legend: · old image   ▒ upgrading   ◔ warming up   █ new image, healthy   ✗ failed")
-        ca = str(simulator.ca_file)
-        async with (
-            ClientSecretCredential(
-                "demo-tenant", "demo-client", "demo-secret", authority=simulator.url, connection_verify=ca
-            ) as credential,
-            ComputeManagementClient(
-                credential, SUBSCRIPTION, base_url=simulator.url, connection_verify=ca, polling_interval=0.2
-            ) as client,
-        ):
-            status = await _roll_domain_by_domain(client, screen, color)
-            if status == 0:
-                await _automatic_contrast(client, screen, color)
-        stats = control.stats()
-        per_set = {key.rsplit("/", 1)[1]: value for key, value in stats["scaleSets"].items()}
-    shutil.rmtree(workdir, ignore_errors=True)
+            screen.say("legend: · old image   ▒ upgrading or warming up   █ new image, healthy   ✗ failed")
+            screen.say(
+                f"\n1. ScaleSetImage vmss-web: {PUBLISHER}:{OFFER}:{SKU}:latest, strategy UpdateDomain, pause 2s"
+            )
+            result, batches = await _operator_rollout(sim, screen, live)
+            rollout_seconds = time.monotonic() - started
+            screen.say("\n2. for contrast, no operator:")
+            await _automatic_contrast(sim, control, screen)
+            stats = control.stats()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    web = next(v for k, v in stats["scaleSets"].items() if k.endswith("/vmss-web"))
+    counts = result.status.get("instances") or {}
     screen.say("\nsummary")
-    screen.say(f"  wall time            {time.monotonic() - started:.1f} s")
     screen.say(
-        f"  ARM requests         {sum(stats['requests'].values())} "
-        f"({', '.join(f'{k} {v}' for k, v in sorted(stats['requests'].items()))})"
+        f"  result               phase {result.status.get('phase')}, {counts.get('upgraded')}/"
+        f"{counts.get('total')} instances on {result.status.get('targetImage')}"
     )
-    screen.say(f"  writes / throttled   {stats['writes']} / {stats['throttled']}")
-    for name in ("vmss-web", "vmss-auto"):
-        numbers = per_set.get(name, {})
-        screen.say(
-            f"  {name:<20} most update domains upgrading at once: {numbers.get('maxConcurrentDomains')}, "
-            f"instances upgraded twice: {numbers.get('doubleUpgrades')}"
-        )
-    safe = per_set.get("vmss-web", {}).get("maxConcurrentDomains") == 1 and stats["doubleUpgrades"] == 0
+    screen.say(f"  batches              {batches} (one update domain each), rollout took {rollout_seconds:.1f} s")
     screen.say(
-        "  domain-by-domain rollout kept all but one update domain serving throughout."
-        if safe
-        else "  SAFETY VIOLATION: see the counters above"
+        f"  ARM requests         {sum(stats['requests'].values())}: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(stats["requests"].items()))
     )
-    return status if safe else 1
+    screen.say(
+        f"  vmss-web safety      most update domains upgrading at once: {web['maxConcurrentDomains']}, "
+        f"instances upgraded twice: {web['doubleUpgrades']}, model writes: {web['modelWrites']}"
+    )
+    ok = result.status.get("phase") == "Succeeded" and web["maxConcurrentDomains"] == 1 and web["doubleUpgrades"] == 0
+    if not ok:
+        screen.say("  the rollout did not end as expected: see above")
+    return 0 if ok else 1
