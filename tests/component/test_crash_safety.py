@@ -70,9 +70,7 @@ def roll_with_kills(workdir: Path, simulator: SimulatorThread, document: dict[st
                                    stderr=subprocess.PIPE, text=True)
         assert process.stdout is not None
         passes_before_kill = rng.randint(1, 4)
-        seen = 0
-        for _line in process.stdout:
-            seen += 1
+        for seen, _line in enumerate(process.stdout, start=1):
             if seen >= passes_before_kill:
                 time.sleep(rng.uniform(0.0, 0.3))
                 break
