@@ -6,10 +6,25 @@ is written to Azure).
 
 from __future__ import annotations
 
+from .core.images import Image, ImageKind
 from .core.observation import ScaleSetView
 from .core.planner import Decision
 from .core.quantities import format_duration
 from .core.spec import ScaleSetImageSpec
+
+
+def _short(image: Image | None, other: Image | None) -> str:
+    """A platform image next to another of the same publisher/offer/sku is named by its version alone."""
+    if image is None:
+        return "unknown"
+    if (
+        other is not None
+        and image.kind is ImageKind.PLATFORM
+        and other.kind is ImageKind.PLATFORM
+        and (image.publisher, image.offer, image.sku) == (other.publisher, other.offer, other.sku)
+    ):
+        return image.version
+    return image.key()
 
 
 def estimate_seconds(batches: int, *, upgrade_seconds: float, warmup_seconds: float, pause_seconds: float) -> float:
@@ -30,7 +45,7 @@ def render_plan(
     by_id = {i.instance_id: i for i in observed.instances}
     todo = [b for b in decision.batches if any(i in by_id and not by_id[i].runs(target) for i in b.instance_ids)]
     policy = spec.rollout
-    lines = [
+    lines: list[str] = [
         f"scale set      {observed.id}",
         f"upgrade policy {observed.upgrade_mode} ({'ok' if observed.upgrade_mode == 'Manual' else 'not Manual: '}"
         f"{'' if observed.upgrade_mode == 'Manual' else 'spec.upgradePolicy ' + spec.upgrade_policy.value})",
@@ -41,14 +56,14 @@ def render_plan(
         f"{format_duration(policy.health_timeout_seconds)}), on failure {policy.on_failure.value}",
         f"verdict        {decision.phase.value}: {decision.message}",
         "",
-        f"{'batch':>5}  {'domains':<10} {'instance':<9} {'current image':<46} target",
+        f"{'batch':>5}  {'domains':<10} {'instance':<9} {'current image':<24} target",
     ]
     for batch in decision.batches:
         domains = ",".join(str(d) for d in batch.domains) or "-"
         for position, instance_id in enumerate(batch.instance_ids):
             instance = by_id[instance_id]
-            current = instance.image.key() if instance.image else "unknown"
-            change = "(already on target)" if instance.runs(target) else target.key()
+            current = _short(instance.image, target)
+            change = "(already on target)" if instance.runs(target) else _short(target, instance.image)
             lines.append(
                 f"{batch.index if position == 0 else '':>5}  {domains if position == 0 else '':<10} "
                 f"{instance_id:<9} {current:<46} {change}"
