@@ -16,18 +16,19 @@ from enum import StrEnum
 from typing import Any
 
 from .images import Image, ImageKind
-from .quantities import IntOrPercent, parse_duration, parse_int_or_percent
+from .quantities import IntOrPercent, parse_duration, parse_int_or_percent, shown
 
 MAX_PAUSE_SECONDS = 24 * 3600.0
 MAX_HEALTH_TIMEOUT_SECONDS = 24 * 3600.0
 MAX_ORDER_ENTRIES = 100
 
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", re.ASCII)
+# Azure allows any Unicode letter or digit in resource group names (and the CRD's RE2 pattern does too).
 _RESOURCE_GROUP = re.compile(r"^[-\w._()]{1,90}$")
-_SCALE_SET_NAME = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9._]{0,63}$")
-_VERSION = re.compile(r"^(latest|\d+(\.\d+){1,3})$", re.IGNORECASE)
-_NAME_PART = re.compile(r"^[-\w.]{1,200}$")
-_ZONE = re.compile(r"^[0-9]{1,2}$")
+_SCALE_SET_NAME = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9._]{0,63}$", re.ASCII)
+_VERSION = re.compile(r"^(latest|[0-9]+(\.[0-9]+){1,3})$", re.IGNORECASE)
+_NAME_PART = re.compile(r"^[-\w.]{1,200}$", re.ASCII)
+_ZONE = re.compile(r"^[0-9]{1,2}$", re.ASCII)
 
 
 class Strategy(StrEnum):
@@ -116,6 +117,7 @@ class _Reader:
         self.problems: list[Problem] = []
 
     def problem(self, path: str, message: str) -> None:
+        message = message if len(message) <= 400 else message[:400] + "…"
         self.problems.append(Problem(path, message))
 
     def mapping(self, value: Any, path: str, *, required: bool = False) -> Mapping[str, Any]:
@@ -132,8 +134,8 @@ class _Reader:
         if not isinstance(value, str) or not value.strip():
             self.problem(path, "is required and must be a non-empty string")
             return ""
-        if pattern is not None and not pattern.match(value):
-            self.problem(path, f"{value!r} is not valid{': ' + hint if hint else ''}")
+        if pattern is not None and not pattern.fullmatch(value):
+            self.problem(path, f"{shown(value)} is not valid{': ' + hint if hint else ''}")
         return value
 
     def enum(self, value: Any, path: str, kind: type[StrEnum], default: StrEnum) -> Any:
@@ -143,14 +145,14 @@ class _Reader:
             return kind(value)
         except ValueError:
             allowed = ", ".join(member.value for member in kind)
-            self.problem(path, f"must be one of {allowed}, not {value!r}")
+            self.problem(path, f"must be one of {allowed}, not {shown(value)}")
             return default
 
     def boolean(self, value: Any, path: str) -> bool:
         if value is None:
             return False
         if not isinstance(value, bool):
-            self.problem(path, f"must be true or false, not {value!r}")
+            self.problem(path, f"must be true or false, not {shown(value)}")
             return False
         return value
 
@@ -227,14 +229,15 @@ def _order(reader: _Reader, raw: Any, strategy: Strategy) -> tuple[Domain, ...]:
     domains: list[Domain] = []
     for position, entry in enumerate(raw):
         if strategy is Strategy.ZONE:
-            text = str(entry) if isinstance(entry, int | str) and not isinstance(entry, bool) else ""
-            if not _ZONE.match(text):
-                reader.problem(f"{path}[{position}]", f'must be a zone such as "1", not {entry!r}')
+            small = isinstance(entry, int) and not isinstance(entry, bool) and 0 <= entry < 100
+            text = entry if isinstance(entry, str) else str(entry) if small else ""
+            if not _ZONE.fullmatch(text):
+                reader.problem(f"{path}[{position}]", f'must be a zone such as "1", not {shown(entry)}')
                 continue
             domains.append(text)
         else:
             if isinstance(entry, bool) or not isinstance(entry, int) or not 0 <= entry < 100:
-                reader.problem(f"{path}[{position}]", f"must be a domain number from 0 to 99, not {entry!r}")
+                reader.problem(f"{path}[{position}]", f"must be a domain number from 0 to 99, not {shown(entry)}")
                 continue
             domains.append(entry)
     if len(set(domains)) != len(domains):
@@ -326,10 +329,11 @@ def parse_spec(spec: Any) -> tuple[ScaleSetImageSpec | None, tuple[Problem, ...]
                 "1-64 letters, digits, '-', '_' or '.', starting with a letter or digit",
             ),
         )
-        if scale_set
+        if isinstance(root.get("scaleSet"), Mapping)
         else ScaleSetRef("", "", "")
     )
-    image = _image(reader, reader.mapping(root.get("image"), "spec.image", required=True)) if root else None
+    image_source = reader.mapping(root.get("image"), "spec.image", required=isinstance(spec, Mapping))
+    image = _image(reader, image_source) if isinstance(root.get("image"), Mapping) else None
     rollout = _rollout(reader, reader.mapping(root.get("rollout"), "spec.rollout"))
     dry_run = reader.boolean(root.get("dryRun"), "spec.dryRun")
     upgrade_policy = reader.enum(

@@ -198,6 +198,7 @@ def build_status(
         "modelImage": observed.model_image.key() if observed.model_image else "",
         "previousImage": progress.previous.key() if progress.previous else "",
         "instances": counts(observed.instances, decision.target, mode),
+        "domain": "",
         "domains": domains(observed.instances, decision.target, strategy, mode),
         "plan": [_batch(b) for b in decision.batches],
         "currentBatch": None,
@@ -216,6 +217,7 @@ def build_status(
             batch["operation"] = in_flight.operation or None
             batch["startedAt"] = rfc3339(in_flight.started_at)
         status["currentBatch"] = batch
+        status["domain"] = ",".join(str(d) for d in current.domains) or f"batch {current.index}"
     elif progress.in_flight is not None:
         status["currentBatch"] = {
             "index": progress.in_flight.batch_index,
@@ -224,6 +226,8 @@ def build_status(
             "operation": progress.in_flight.operation or None,
             "startedAt": rfc3339(progress.in_flight.started_at),
         }
+    tally = status["instances"]
+    status["upgraded"] = f"{tally['upgraded']}/{tally['total']}"
     return status
 
 
@@ -257,6 +261,8 @@ def problem_status(
             "instances",
             "domains",
             "plan",
+            "upgraded",
+            "domain",
         )
         if key in previous
     }
