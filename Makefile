@@ -9,6 +9,8 @@ RUN := $(UV) run --frozen
 
 .PHONY: all setup uv lint typecheck imports unit component test demo simulator clean
 
+include tools/controlplane/controlplane.mk
+
 all: test
 
 uv:
@@ -18,11 +20,12 @@ setup: uv
 	$(UV) sync --frozen --quiet
 
 lint: setup
-	$(RUN) ruff check operator tests
-	$(RUN) ruff format --check operator tests
+	$(RUN) ruff check operator tests tools
+	$(RUN) ruff format --check operator tests tools
 
 typecheck: setup
 	$(RUN) mypy
+	$(RUN) mypy --strict tools/controlplane/harness.py
 
 imports: setup
 	$(RUN) lint-imports
