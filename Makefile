@@ -20,8 +20,8 @@ setup: uv
 	$(UV) sync --frozen --quiet
 
 lint: setup
-	$(RUN) ruff check operator tests tools
-	$(RUN) ruff format --check operator tests tools
+	$(RUN) ruff check operator tests tools/controlplane/harness.py
+	$(RUN) ruff format --check operator tests tools/controlplane/harness.py
 
 typecheck: setup
 	$(RUN) mypy
