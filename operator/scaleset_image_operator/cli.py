@@ -78,7 +78,7 @@ def _load_manifest(path: str) -> dict[str, Any]:
     return dict(chosen[0])
 
 
-def _settings(args: argparse.Namespace) -> Any:
+def _settings(args: argparse.Namespace, **more: Any) -> Any:
     from .settings import SettingsError, from_env
 
     try:
@@ -86,6 +86,7 @@ def _settings(args: argparse.Namespace) -> Any:
             arm_endpoint=args.arm_endpoint,
             ca_bundle=Path(args.ca_bundle) if args.ca_bundle else None,
             poll_seconds=args.poll_seconds,
+            **more,
         )
     except SettingsError as error:
         raise SystemExit(f"configuration: {error}") from None
@@ -186,6 +187,27 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
+    run = commands.add_parser("run", help="run the operator (kopf) against the cluster in the kubeconfig")
+    run.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=None,
+        help="watch this namespace (repeatable; default: all, or env SCALESET_IMAGE_NAMESPACES)",
+    )
+    run.add_argument(
+        "--label-selector",
+        help="only ScaleSetImages with these labels, e.g. shard=a (env SCALESET_IMAGE_LABEL_SELECTOR)",
+    )
+    run.add_argument("--health-port", type=int, default=8081, help="liveness endpoint port, /healthz (default 8081)")
+    run.add_argument("--no-leader-election", action="store_true", help="run without a Lease (one replica only)")
+    run.add_argument("--lease-namespace", default="", help="namespace of the leader Lease (default: POD_NAMESPACE)")
+    run.add_argument("--lease-name", default="scaleset-image-operator", help="name of the leader Lease")
+    run.add_argument("--identity", default="", help="this replica's identity in the Lease (default: host-pid)")
+    run.add_argument("--kubeconfig", default="", help="kubeconfig file (default: as kubectl finds it, or in-cluster)")
+    run.add_argument("-v", "--verbose", action="store_true", help="log more")
+    _azure_flags(run)
+
     plan = commands.add_parser("plan", help="show the rollout a ScaleSetImage would make; changes nothing")
     plan.add_argument("-f", "--file", required=True, help="ScaleSetImage manifest (YAML), or - for stdin")
     plan.add_argument(
@@ -239,6 +261,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(KeyboardInterrupt):
             return asyncio.run(_serve(args))
         return 0
+    if args.command == "run":
+        from .runner import RunOptions, run
+
+        settings = _settings(
+            args, namespaces=tuple(args.namespace) if args.namespace else None, label_selector=args.label_selector
+        )
+        options = RunOptions(
+            health_port=args.health_port,
+            leader_election=not args.no_leader_election,
+            lease_namespace=args.lease_namespace,
+            lease_name=args.lease_name,
+            identity=args.identity,
+            kubeconfig=args.kubeconfig,
+            verbose=args.verbose,
+        )
+        return asyncio.run(run(settings, options))
     if args.command == "plan":
         return asyncio.run(_plan(args))
     if args.command == "reconcile":

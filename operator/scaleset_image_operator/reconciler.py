@@ -123,18 +123,34 @@ class Reconciler:
         if notes:
             decision = dataclasses.replace(decision, message=f"{decision.message} ({'; '.join(notes)})")
         try:
+            refusal = self._recent_refusal(resource, decision, now)
+            if refusal is not None:
+                return self._problem(
+                    resource,
+                    refusal["reason"],
+                    refusal["message"],
+                    now,
+                    requeue=self._settings.steady_seconds,
+                    observation=observation,
+                )
             decision = await self._execute(spec, decision)
         except PreconditionFailed:
             decision = dataclasses.replace(decision, progress=progress, action=None, requeue_after=0.0)
         except ImageRejected as problem:
-            return self._problem(
-                resource,
-                problem.reason,
-                f"Azure refused the image: {problem.message}",
-                now,
-                requeue=None,
-                observation=observation,
+            assert isinstance(decision.action, UpdateModel)
+            message = f"Azure refused the image: {problem.message}"
+            result = self._problem(
+                resource, problem.reason, message, now, requeue=self._settings.steady_seconds, observation=observation
             )
+            refused = {
+                "image": decision.action.image.key(),
+                "generation": resource.generation,
+                "at": now,
+                "reason": problem.reason,
+                "message": message,
+            }
+            result.status["rollout"] = {**(result.status.get("rollout") or {}), "refused": refused}
+            return result
         except AzureProblem as problem:
             return self._azure_problem(resource, problem, now, observation=observation)
         status = build_status(
@@ -150,8 +166,21 @@ class Reconciler:
         if requeue is None:
             requeue = self._settings.steady_seconds
         events = tuple(_events(resource.status, status, decision, notes))
-        result = "degraded" if decision.degraded and decision.phase in (Phase.HALTED, Phase.FAILED) else "success"
-        return PassResult(status, self._requeue(requeue), events, decision, observation, result)
+        kind = "degraded" if decision.degraded and decision.phase in (Phase.HALTED, Phase.FAILED) else "success"
+        return PassResult(status, self._requeue(requeue), events, decision, observation, kind)
+
+    def _recent_refusal(self, resource: Resource, decision: Decision, now: float) -> dict[str, Any] | None:
+        """An image Azure refused for this generation is not sent again until the spec changes or
+        ``steady_seconds`` pass (a gallery image may finish replicating meanwhile)."""
+        action = decision.action
+        refused = (resource.status.get("rollout") or {}).get("refused")
+        if not isinstance(action, UpdateModel) or not isinstance(refused, Mapping):
+            return None
+        same = refused.get("image") == action.image.key() and refused.get("generation") == resource.generation
+        at = refused.get("at")
+        if same and isinstance(at, int | float) and now - at < self._settings.steady_seconds:
+            return dict(refused)
+        return None
 
     async def _execute(self, spec: ScaleSetImageSpec, decision: Decision) -> Decision:
         action, ref = decision.action, spec.scale_set

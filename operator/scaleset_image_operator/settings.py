@@ -7,6 +7,7 @@ Every field documents its unit. Azure identity itself is configured the standard
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -65,8 +66,13 @@ class Settings:
         if self.ca_bundle is not None and not self.ca_bundle.is_file():
             raise SettingsError(f"SCALESET_IMAGE_CA_BUNDLE: no such file {self.ca_bundle}")
         for name in ("poll_seconds", "steady_seconds", "retry_after_cap", "max_requeue", "budget_per_minute"):
-            if getattr(self, name) <= 0:
-                raise SettingsError(f"{name} must be positive")
+            value = getattr(self, name)
+            if not math.isfinite(value) or value <= 0:
+                raise SettingsError(f"{_ENV[name]} must be a positive number of seconds (or requests), not {value}")
+        if not math.isfinite(self.image_cache_seconds) or self.image_cache_seconds < 0:
+            raise SettingsError(f"{_ENV['image_cache_seconds']} must be zero or more seconds")
+        if not 1 <= self.metrics_port <= 65535:
+            raise SettingsError(f"{_ENV['metrics_port']} must be a TCP port from 1 to 65535")
 
     @property
     def connection_verify(self) -> str | bool:

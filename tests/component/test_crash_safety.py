@@ -54,20 +54,32 @@ def engine_env(simulator: SimulatorThread) -> dict[str, str]:
     }
 
 
-def roll_with_kills(workdir: Path, simulator: SimulatorThread, document: dict[str, Any],
-                    rng: random.Random) -> tuple[int, str]:
+def roll_with_kills(
+    workdir: Path, simulator: SimulatorThread, document: dict[str, Any], rng: random.Random
+) -> tuple[int, str]:
     """Run the engine until it exits on its own, killing it at random moments after it has made passes.
     Returns the number of kills that landed after at least one pass, and the final phase."""
     path = workdir / "ssi.yaml"
     path.write_text(yaml.safe_dump(document))
     status_file = workdir / "status.json"
-    command = [sys.executable, "-m", "scaleset_image_operator.cli", "reconcile", "-f", str(path),
-               "--status-file", str(status_file), "--timeout", "240"]
+    command = [
+        sys.executable,
+        "-m",
+        "scaleset_image_operator.cli",
+        "reconcile",
+        "-f",
+        str(path),
+        "--status-file",
+        str(status_file),
+        "--timeout",
+        "240",
+    ]
     kills = 0
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        process = subprocess.Popen(command, env=engine_env(simulator), stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            command, env=engine_env(simulator), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         assert process.stdout is not None
         passes_before_kill = rng.randint(1, 4)
         for seen, _line in enumerate(process.stdout, start=1):
@@ -90,14 +102,20 @@ def roll_with_kills(workdir: Path, simulator: SimulatorThread, document: dict[st
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_sigkilled_engines_converge_without_double_upgrades_or_two_domains_at_once(
-        simulator: SimulatorThread, control: SimulatorControl, subscription_id: str, tmp_path: Path) -> None:
+    simulator: SimulatorThread, control: SimulatorControl, subscription_id: str, tmp_path: Path
+) -> None:
     rng = random.Random(SEED)
     control.publish_image(publisher=PUBLISHER, offer=OFFER, sku=SKU, versions=VERSIONS)
     name = f"vmss-crash-{rng.randrange(10**6)}"
     arm_id = control.create_scale_set(
-        subscriptionId=subscription_id, resourceGroup="rg-crash", name=name, capacity=10,
+        subscriptionId=subscription_id,
+        resourceGroup="rg-crash",
+        name=name,
+        capacity=10,
         image={"publisher": PUBLISHER, "offer": OFFER, "sku": SKU, "version": VERSIONS[0]},
-        upgradeSeconds=240, healthWarmupSeconds=30)
+        upgradeSeconds=240,
+        healthWarmupSeconds=30,
+    )
     total_kills = 0
     rollouts = 0
     for version in VERSIONS[1:]:

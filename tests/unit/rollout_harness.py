@@ -142,7 +142,7 @@ def make_run(
 ) -> Run:
     clock = HandClock()
     world = World(
-        SimClock(1.0, monotonic=clock, wall=lambda: 1_700_000_000.0),
+        SimClock(1.0, monotonic=clock, wall=clock),
         ImageCatalog.with_defaults(),
         faults or FaultBook(),
     )

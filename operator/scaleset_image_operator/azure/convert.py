@@ -6,7 +6,9 @@ simulator's rendered documents in tests, recorded fixtures.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from ..core.images import Image
@@ -28,6 +30,17 @@ def _get(document: Any, *path: str) -> Any:
     return document
 
 
+def _epoch(text: Any) -> float | None:
+    """ARM timestamps (``2025-01-01T00:00:00.0000000+00:00``: seven fractional digits) as epoch seconds."""
+    if not isinstance(text, str) or not text:
+        return None
+    cleaned = re.sub(r"(\.\d{6})\d+", r"\1", text.strip()).replace("Z", "+00:00")
+    try:
+        return datetime.fromisoformat(cleaned).timestamp()
+    except ValueError:
+        return None
+
+
 def instance_from_arm(vm: Mapping[str, Any]) -> InstanceView:
     properties = _get(vm, "properties") or {}
     view = _get(properties, "instanceView") or {}
@@ -35,6 +48,7 @@ def instance_from_arm(vm: Mapping[str, Any]) -> InstanceView:
     image = Image.from_reference(_get(storage, "imageReference"), _get(storage, "osDisk", "image"), exact=True)
     power = ""
     failure = ""
+    failed_at: float | None = None
     provisioning = str(properties.get("provisioningState") or "")
     for status in view.get("statuses") or []:
         code = str(status.get("code") or "")
@@ -44,6 +58,7 @@ def instance_from_arm(vm: Mapping[str, Any]) -> InstanceView:
         elif lowered.startswith("provisioningstate/failed"):
             provisioning = "Failed"
             failure = code.split("/", 2)[2] if code.count("/") >= 2 else ""
+            failed_at = _epoch(status.get("time"))
     health_code = str(_get(view, "vmHealth", "status", "code") or "").lower()
     update_domain = view.get("platformUpdateDomain")
     fault_domain = view.get("platformFaultDomain")
@@ -59,6 +74,7 @@ def instance_from_arm(vm: Mapping[str, Any]) -> InstanceView:
         power_state=power,
         health=_HEALTH.get(health_code),
         failure_code=failure,
+        failed_at=failed_at,
     )
 
 

@@ -42,6 +42,8 @@ class InstanceView:
     power_state: str
     health: Health | None
     failure_code: str = ""
+    failed_at: float | None = None
+    """When Azure reported the provisioning failure (epoch seconds), if it did."""
 
     @property
     def busy(self) -> bool:

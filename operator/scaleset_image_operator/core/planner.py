@@ -81,6 +81,7 @@ class Progress:
     failure: str = ""
     given_up: tuple[str, ...] = ()
     retry_failed: bool = False
+    rollback_started_at: float | None = None
     outcome: Outcome | None = None
     started_at: float | None = None
     completed_at: float | None = None
@@ -294,6 +295,7 @@ class _Pass:
                 in_flight=None,
                 pause_until=None,
                 failure=f"{reason}: {message}",
+                rollback_started_at=self.now,
             )
             return self.decide(
                 None,
@@ -544,7 +546,19 @@ class _Pass:
     def next_batch(self) -> Decision:
         p, target = self.progress, self.target
         ordered = list(reversed(self.batches)) if p.rolling_back else list(self.batches)
-        on_target = [i for i in self.observed.instances if i.runs(target)]
+
+        def needs_upgrade(instance: InstanceView) -> bool:
+            # Rolling back re-images instances that failed before it began, even when they still run the previous
+            # image; one that failed since (the rollback's own attempt, Azure's record says when) is not retried.
+            failed_before = (
+                instance.failed
+                and instance.failed_at is not None
+                and p.rollback_started_at is not None
+                and instance.failed_at < p.rollback_started_at
+            )
+            return not instance.runs(target) or (p.rolling_back and failed_before)
+
+        on_target = [i for i in self.observed.instances if not needs_upgrade(i)]
         waiting, bad, why = self.judge(on_target, None)
         # A failed instance is never retried by the rollout itself (Azure shows it failed even when the
         # operator lost its memory, so this holds across restarts); rolling back re-images it.
@@ -571,7 +585,7 @@ class _Pass:
         todo = [
             b
             for b in ordered
-            if any(i in self.by_id and i not in skip and not self.by_id[i].runs(target) for i in b.instance_ids)
+            if any(i in self.by_id and i not in skip and needs_upgrade(self.by_id[i]) for i in b.instance_ids)
         ]
         if not todo and any(i in self.by_id for i in skip):
             left = [self.by_id[i] for i in skip if i in self.by_id]
@@ -631,9 +645,7 @@ class _Pass:
         policy_step = self.upgrade_policy_step()
         if policy_step is not None:
             return policy_step
-        ids = tuple(
-            i for i in batch.instance_ids if i in self.by_id and i not in skip and not self.by_id[i].runs(target)
-        )
+        ids = tuple(i for i in batch.instance_ids if i in self.by_id and i not in skip and needs_upgrade(self.by_id[i]))
         self.progress = replace(
             p,
             in_flight=InFlight(batch.index, ids, self.now),

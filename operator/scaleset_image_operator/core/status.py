@@ -22,8 +22,10 @@ READY, PROGRESSING, DEGRADED = "Ready", "Progressing", "Degraded"
 MOVING_PHASES = frozenset({Phase.UPDATING_MODEL, Phase.ROLLING_OUT, Phase.ROLLING_BACK})
 
 
-def rfc3339(epoch_seconds: float) -> str:
-    return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def rfc3339(epoch_seconds: float, *, precise: bool = False) -> str:
+    """RFC 3339 in UTC; ``precise`` keeps microseconds (for deadlines the planner reads back)."""
+    moment = datetime.fromtimestamp(epoch_seconds, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if precise else "%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_rfc3339(text: Any) -> float | None:
@@ -41,6 +43,8 @@ class ConditionUpdate:
     status: bool
     reason: str
     message: str
+    generation: int | None = None
+    """The spec generation this condition was computed for (default: the pass's)."""
 
 
 def merge_conditions(
@@ -64,7 +68,7 @@ def merge_conditions(
                 "reason": update.reason,
                 "message": update.message[:32768],
                 "lastTransitionTime": transition,
-                "observedGeneration": generation,
+                "observedGeneration": generation if update.generation is None else update.generation,
             }
         )
     return merged
@@ -98,18 +102,19 @@ def domains(
 ) -> list[dict[str, Any]]:
     """Per-domain summary; the Batch strategy is summarised by update domain (the heat map's rows)."""
     group_by = Strategy.UPDATE_DOMAIN if strategy is Strategy.BATCH else strategy
-    groups: dict[Any, list[str]] = {}
+    groups: dict[Any, list[tuple[str, bool]]] = {}
     for instance in instances:
-        groups.setdefault(instance.domain(group_by), []).append(instance_state(instance, target, mode))
+        entry = (instance_state(instance, target, mode), instance.runs(target))
+        groups.setdefault(instance.domain(group_by), []).append(entry)
     summary = []
     for domain in sorted(groups, key=lambda d: (isinstance(d, str), d if d is not None else -1)):
-        states = groups[domain]
+        states = [state for state, _ in groups[domain]]
         upgraded = states.count("upgraded")
         if upgraded == len(states):
             state = "Succeeded"
         elif "upgrading" in states:
             state = "Upgrading"
-        elif "failed" in states or ("unhealthy" in states and upgraded):
+        elif "failed" in states or any(s == "unhealthy" and on_target for s, on_target in groups[domain]):
             state = "Failed"
         else:
             state = "Pending"
@@ -155,18 +160,21 @@ def _batch(batch: Batch) -> dict[str, Any]:
 
 def _rollout_memory(progress: Progress) -> dict[str, Any]:
     memory: dict[str, Any] = {
+        "target": progress.target.key() if progress.target else "",
         "modelWritten": progress.model_written,
         "batchesStarted": progress.batches_started,
         "rollingBack": progress.rolling_back,
     }
     if progress.pause_until is not None:
-        memory["pauseUntil"] = rfc3339(progress.pause_until)
+        memory["pauseUntil"] = rfc3339(progress.pause_until, precise=True)
     if progress.failure:
         memory["failure"] = progress.failure
     if progress.given_up:
         memory["givenUp"] = list(progress.given_up)
     if progress.retry_failed:
         memory["retryFailed"] = True
+    if progress.rollback_started_at is not None:
+        memory["rollbackStartedAt"] = rfc3339(progress.rollback_started_at, precise=True)
     if progress.outcome is not None:
         outcome = progress.outcome
         memory["outcome"] = {
@@ -213,9 +221,9 @@ def build_status(
         batch = _batch(current)
         in_flight = progress.in_flight
         if in_flight is not None and in_flight.batch_index == current.index:
-            batch["instanceIds"] = list(in_flight.instance_ids) or batch["instanceIds"]
+            batch["instanceIds"] = list(in_flight.instance_ids)
             batch["operation"] = in_flight.operation or None
-            batch["startedAt"] = rfc3339(in_flight.started_at)
+            batch["startedAt"] = rfc3339(in_flight.started_at, precise=True)
         status["currentBatch"] = batch
         status["domain"] = ",".join(str(d) for d in current.domains) or f"batch {current.index}"
     elif progress.in_flight is not None:
@@ -224,7 +232,7 @@ def build_status(
             "domains": [],
             "instanceIds": list(progress.in_flight.instance_ids),
             "operation": progress.in_flight.operation or None,
-            "startedAt": rfc3339(progress.in_flight.started_at),
+            "startedAt": rfc3339(progress.in_flight.started_at, precise=True),
         }
     tally = status["instances"]
     status["upgraded"] = f"{tally['upgraded']}/{tally['total']}"
@@ -283,7 +291,13 @@ def transient_status(
     previous = previous or {}
     kept = [c for c in previous.get("conditions") or [] if c.get("type") in (READY, PROGRESSING)]
     updates = [
-        ConditionUpdate(str(c["type"]), c.get("status") == "True", str(c.get("reason", "")), str(c.get("message", "")))
+        ConditionUpdate(
+            str(c["type"]),
+            c.get("status") == "True",
+            str(c.get("reason", "")),
+            str(c.get("message", "")),
+            generation=int(c["observedGeneration"]) if isinstance(c.get("observedGeneration"), int) else None,
+        )
         for c in kept
     ]
     updates.append(ConditionUpdate(DEGRADED, True, reason, message))
@@ -321,7 +335,7 @@ def progress_from_status(status: Mapping[str, Any] | None) -> Progress:
             int(raw_outcome.get("generation", 0)),
         )
     return Progress(
-        target=Image.parse_key(str(status.get("targetImage") or "")),
+        target=Image.parse_key(str(memory.get("target") or "")),
         previous=Image.parse_key(str(status.get("previousImage") or "")),
         model_written=bool(memory.get("modelWritten", False)),
         in_flight=in_flight,
@@ -331,6 +345,7 @@ def progress_from_status(status: Mapping[str, Any] | None) -> Progress:
         failure=str(memory.get("failure", "")),
         given_up=tuple(str(i) for i in memory.get("givenUp") or []),
         retry_failed=bool(memory.get("retryFailed", False)),
+        rollback_started_at=parse_rfc3339(memory.get("rollbackStartedAt")),
         outcome=outcome,
         started_at=parse_rfc3339(status.get("startedAt")),
         completed_at=parse_rfc3339(status.get("completedAt")),

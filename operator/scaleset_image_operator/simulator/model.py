@@ -49,7 +49,7 @@ class Instance:
     provisioning: str = "Succeeded"
     power: str = "running"
     health: str | None = "Healthy"
-    failure: dict[str, str] | None = None
+    failure: dict[str, Any] | None = None
     operation_id: str | None = None
     epoch: int = 0
     etag: int = 1

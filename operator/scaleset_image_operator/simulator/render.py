@@ -70,7 +70,7 @@ def _statuses(instance: Instance, clock: SimClock, only_power: bool = False) -> 
                     "level": "Error",
                     "displayStatus": "Provisioning failed",
                     "message": instance.failure["message"],
-                    "time": iso(clock.wall_time(instance.created)),
+                    "time": iso(clock.wall_time(float(instance.failure.get("at", instance.created)))),
                 }
             )
         else:

@@ -787,7 +787,7 @@ class World:
                     if code == "OSProvisioningTimedOut"
                     else f"Upgrading VM '{scale_set.name}_{iid}' failed with '{code}'."
                 )
-                self._set(scale_set, instance, "failure", {"code": code, "message": message})
+                self._set(scale_set, instance, "failure", {"code": code, "message": message, "at": self._now})
                 self._set(scale_set, instance, "provisioning", "Failed")
                 self._set(scale_set, instance, "power", "running")
                 if instance.health is not None:

@@ -1,0 +1,100 @@
+"""The only kopf module: wiring of the ScaleSetImage handlers onto a registry, and the operator's lifecycle.
+
+Create, update (spec, labels or annotations), resume and a timer all run the same reconcile pass, one pass at
+a time per object (a lock per object: kopf runs timers beside change handlers). Each pass writes the whole
+status once, as one merge patch to ``/status``, posts the pass's Events, and sets when the timer should look
+again (the reconciler's requeue). No deletion handler and no finalizer of ours: deleting a ScaleSetImage stops
+management and changes nothing in Azure. Errors never escape a pass: the reconciler has classified them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from .kube.resources import GROUP, PLURAL, VERSION, resource_from_body, status_patch
+from .reconciler import PassResult, Reconciler
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class OperatorState:
+    """Lives in kopf's memo: the reconciler, one lock per object, and what the last pass decided."""
+
+    reconciler: Reconciler
+    clock: Callable[[], float] = time.monotonic
+    locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+    due: dict[tuple[str, str], float] = field(default_factory=dict)
+    statuses: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    on_pass: list[Callable[[tuple[str, str], PassResult, float], None]] = field(default_factory=list)
+
+
+async def run_pass(body: kopf.Body, patch: kopf.Patch, state: OperatorState, *, trigger: str) -> None:
+    key = (str(body.metadata.namespace), str(body.metadata.name))
+    lock = state.locks.setdefault(key, asyncio.Lock())
+    async with lock:
+        if trigger == "timer" and state.clock() < state.due.get(key, 0.0):
+            return
+        known = state.statuses.get(key)
+        resource = resource_from_body(body, known)
+        started = state.clock()
+        result = await state.reconciler.reconcile(resource)
+        patch.status.update(status_patch(resource.status, result.status))
+        state.statuses[key] = result.status
+        requeue = result.requeue_after
+        state.due[key] = state.clock() + (requeue if requeue is not None else 3600.0)
+        for event in result.events:
+            kopf.event(body, type=event.type, reason=event.reason, message=event.message[:1024])
+        for listener in state.on_pass:
+            listener(key, result, state.clock() - started)
+
+
+def register(registry: kopf.OperatorRegistry, settings: Settings, labels: dict[str, str | None]) -> None:
+    """Attach the handlers to ``registry`` (nothing is registered at import time)."""
+    kopf_labels: dict[str, Any] = {k: (kopf.PRESENT if v is None else v) for k, v in labels.items()}
+    resource = (GROUP, VERSION, PLURAL)
+    tick = max(0.2, min(settings.poll_seconds, 5.0))
+
+    async def changed(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, reason: str, **_: Any) -> None:
+        await run_pass(body, patch, memo["state"], trigger=reason)
+
+    async def timer(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+        await run_pass(body, patch, memo["state"], trigger="timer")
+
+    def forget(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        key = (str(body.metadata.namespace), str(body.metadata.name))
+        state: OperatorState = memo["state"]
+        for table in (state.locks, state.due, state.statuses):
+            table.pop(key, None)
+
+    # A registry of our own has none of kopf's default activities: log in the way kubectl does (kubeconfig or
+    # in-cluster service account) through the kubernetes client.
+    kopf.on.login(registry=registry, id="login")(kopf.login_via_client)
+    kopf.on.resume(*resource, registry=registry, labels=kopf_labels, id="reconcile-resume")(changed)
+    kopf.on.create(*resource, registry=registry, labels=kopf_labels, id="reconcile-create")(changed)
+    kopf.on.update(*resource, registry=registry, labels=kopf_labels, id="reconcile-update")(changed)
+    kopf.timer(*resource, registry=registry, labels=kopf_labels, interval=tick, id="reconcile-timer")(timer)
+    kopf.on.delete(*resource, registry=registry, labels=kopf_labels, optional=True, id="forget")(forget)
+
+
+def operator_settings() -> kopf.OperatorSettings:
+    settings = kopf.OperatorSettings()
+    settings.posting.level = logging.WARNING
+    settings.posting.enabled = True
+    settings.persistence.finalizer = "scaleset.dev/operator"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="operator.scaleset.dev")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="operator.scaleset.dev", key="last-handled-configuration"
+    )
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.execution.max_workers = 20
+    return settings

@@ -1,0 +1,104 @@
+"""``scaleset-image run``: the operator process.
+
+Loads the Kubernetes client configuration (kubeconfig as kubectl finds it, or in-cluster), waits to lead
+(a Lease, unless leader election is off), then runs kopf's engine with our handlers on its own registry until
+SIGTERM/SIGINT or the loss of leadership. Liveness is kopf's endpoint (``/healthz`` on the health port).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass
+
+import kopf
+import kubernetes
+
+from . import handlers, wiring
+from .kube.leader import LeaderElector, LeaseSettings
+from .kube.resources import parse_label_selector
+from .reconciler import Reconciler
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    health_port: int = 8081
+    """Port of the liveness endpoint (``/healthz``)."""
+    leader_election: bool = True
+    lease_namespace: str = ""
+    """Namespace of the Lease; default: the pod's namespace (POD_NAMESPACE), else ``scaleset-image-system``."""
+    lease_name: str = "scaleset-image-operator"
+    identity: str = ""
+    kubeconfig: str = ""
+    verbose: bool = False
+
+
+def load_kubernetes_config(kubeconfig: str) -> None:
+    if kubeconfig:
+        os.environ["KUBECONFIG"] = kubeconfig
+    try:
+        kubernetes.config.load_incluster_config()
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config(config_file=kubeconfig or None)
+
+
+async def run(settings: Settings, options: RunOptions) -> int:
+    kopf.configure(verbose=options.verbose, log_format=kopf.LogFormat.PLAIN)
+    load_kubernetes_config(options.kubeconfig)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+
+    elector = None
+    if options.leader_election:
+        identity = options.identity or f"{socket.gethostname()}-{os.getpid()}"
+        namespace = options.lease_namespace or os.environ.get("POD_NAMESPACE") or "scaleset-image-system"
+        elector = LeaderElector(LeaseSettings(namespace, options.lease_name, identity), loop)
+        elector.start()
+        log.info("waiting to lead (Lease %s/%s, identity %s)", namespace, options.lease_name, identity)
+        leading = asyncio.ensure_future(elector.became_leader())
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({leading, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set():
+            leading.cancel()
+            return 0
+        stopping.cancel()
+        watcher = asyncio.ensure_future(_stop_when_lost(elector.lost, stop))
+
+    registry = kopf.OperatorRegistry()
+    handlers.register(registry, settings, parse_label_selector(settings.label_selector))
+    async with wiring.credential(settings) as credential:
+        gateway = wiring.gateway(settings, credential)
+        state = handlers.OperatorState(Reconciler(gateway, settings, time.time))
+        try:
+            await kopf.operator(
+                registry=registry,
+                settings=handlers.operator_settings(),
+                standalone=True,
+                clusterwide=not settings.namespaces,
+                namespaces=settings.namespaces,
+                liveness_endpoint=f"http://0.0.0.0:{options.health_port}/healthz",
+                memo=kopf.Memo(state=state),
+                stop_flag=stop,
+            )
+        finally:
+            await gateway.close()
+    if elector is not None:
+        watcher.cancel()
+    if elector is not None and elector.lost.is_set():
+        log.error("lost leadership: exiting so that a standby can take over")
+        return 1
+    return 0
+
+
+async def _stop_when_lost(lost: asyncio.Event, stop: asyncio.Event) -> None:
+    await lost.wait()
+    stop.set()
