@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 UV := $(PYTHON) -m uv
 RUN := $(UV) run --frozen
 
-.PHONY: all setup uv lint typecheck imports unit component test demo simulator clean
+.PHONY: all setup uv lint typecheck imports unit component cluster test demo demo-cluster simulator clean
 
 include tools/controlplane/controlplane.mk
 
@@ -20,8 +20,8 @@ setup: uv
 	$(UV) sync --frozen --quiet
 
 lint: setup
-	$(RUN) ruff check operator tests tools/controlplane/harness.py
-	$(RUN) ruff format --check operator tests tools/controlplane/harness.py
+	$(RUN) ruff check operator tests tools/controlplane/harness.py tools/demo_cluster.py
+	$(RUN) ruff format --check operator tests tools/controlplane/harness.py tools/demo_cluster.py
 
 typecheck: setup
 	$(RUN) mypy
@@ -36,12 +36,19 @@ unit: setup
 component: setup
 	$(RUN) pytest tests/component
 
-# Lint, types, layering, then every test.
-test: lint typecheck imports
+cluster: setup controlplane
+	$(RUN) pytest tests/cluster
+
+# Lint, types, layering, the test control plane (built once, then cached), then every test.
+test: lint typecheck imports controlplane
 	$(RUN) pytest
 
 demo: setup
 	$(RUN) scaleset-image demo
+
+# The same rollout through a real local control plane; prints a kubeconfig and kubectl commands.
+demo-cluster: setup controlplane
+	$(RUN) python tools/demo_cluster.py $(DEMO_ARGS)
 
 simulator: setup
 	$(RUN) scaleset-image simulator --port 8443 --ca-file sim-ca.pem --time-scale 10

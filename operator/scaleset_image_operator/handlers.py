@@ -57,6 +57,10 @@ async def run_pass(body: kopf.Body, patch: kopf.Patch, state: OperatorState, *, 
             listener(key, result, state.clock() - started)
 
 
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
 def register(registry: kopf.OperatorRegistry, settings: Settings, labels: dict[str, str | None]) -> None:
     """Attach the handlers to ``registry`` (nothing is registered at import time)."""
     kopf_labels: dict[str, Any] = {k: (kopf.PRESENT if v is None else v) for k, v in labels.items()}
@@ -75,9 +79,9 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, labels: dict[s
         for table in (state.locks, state.due, state.statuses):
             table.pop(key, None)
 
-    # A registry of our own has none of kopf's default activities: log in the way kubectl does (kubeconfig or
-    # in-cluster service account) through the kubernetes client.
-    kopf.on.login(registry=registry, id="login")(kopf.login_via_client)
+    # A registry of our own has none of kopf's default activities: log in as kubectl does, with the pod's
+    # service account in a cluster, else the kubeconfig that $KUBECONFIG (read now, not at import) names.
+    kopf.on.login(registry=registry, id="login")(login)
     kopf.on.resume(*resource, registry=registry, labels=kopf_labels, id="reconcile-resume")(changed)
     kopf.on.create(*resource, registry=registry, labels=kopf_labels, id="reconcile-create")(changed)
     kopf.on.update(*resource, registry=registry, labels=kopf_labels, id="reconcile-update")(changed)
@@ -97,4 +101,7 @@ def operator_settings() -> kopf.OperatorSettings:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.execution.max_workers = 20
+    # The CRD is installed before the operator (deploy/): no need to watch CRDs and namespaces for new
+    # resources, which would need cluster-wide list/watch on both.
+    settings.scanning.disabled = True
     return settings

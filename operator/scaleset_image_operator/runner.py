@@ -2,7 +2,9 @@
 
 Loads the Kubernetes client configuration (kubeconfig as kubectl finds it, or in-cluster), waits to lead
 (a Lease, unless leader election is off), then runs kopf's engine with our handlers on its own registry until
-SIGTERM/SIGINT or the loss of leadership. Liveness is kopf's endpoint (``/healthz`` on the health port).
+SIGTERM/SIGINT or the loss of leadership. ``/healthz`` on the health port answers from the start, for the
+standby too (a standby that failed its liveness probe would be restarted for no reason); it runs on the
+same event loop as kopf, so a blocked loop fails it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 
 import kopf
 import kubernetes
+from aiohttp import web
 
 from . import handlers, wiring
 from .kube.leader import LeaderElector, LeaseSettings
@@ -49,9 +52,37 @@ def load_kubernetes_config(kubeconfig: str) -> None:
         kubernetes.config.load_kube_config(config_file=kubeconfig or None)
 
 
+async def _health_server(port: int, leading: asyncio.Event) -> web.AppRunner:
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "leading": leading.is_set()})
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, "0.0.0.0", port).start()
+    return runner
+
+
+def _quiet_libraries(verbose: bool) -> None:
+    if not verbose:
+        for name in ("azure", "kopf.objects", "kopf.activities", "aiohttp.access"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
 async def run(settings: Settings, options: RunOptions) -> int:
     kopf.configure(verbose=options.verbose, log_format=kopf.LogFormat.PLAIN)
+    _quiet_libraries(options.verbose)
     load_kubernetes_config(options.kubeconfig)
+    leading_now = asyncio.Event()
+    health = await _health_server(options.health_port, leading_now)
+    try:
+        return await _lead_and_operate(settings, options, leading_now)
+    finally:
+        await health.cleanup()
+
+
+async def _lead_and_operate(settings: Settings, options: RunOptions, leading_now: asyncio.Event) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -72,6 +103,7 @@ async def run(settings: Settings, options: RunOptions) -> int:
             return 0
         stopping.cancel()
         watcher = asyncio.ensure_future(_stop_when_lost(elector.lost, stop))
+    leading_now.set()
 
     registry = kopf.OperatorRegistry()
     handlers.register(registry, settings, parse_label_selector(settings.label_selector))
@@ -85,7 +117,6 @@ async def run(settings: Settings, options: RunOptions) -> int:
                 standalone=True,
                 clusterwide=not settings.namespaces,
                 namespaces=settings.namespaces,
-                liveness_endpoint=f"http://0.0.0.0:{options.health_port}/healthz",
                 memo=kopf.Memo(state=state),
                 stop_flag=stop,
             )
