@@ -75,7 +75,7 @@ def main() -> int:
             upgradeSeconds=60,
             healthWarmupSeconds=20,
         )
-        health_port = free_port()
+        health_port, metrics_port = free_port(), free_port()
         env = {
             **os.environ,
             "AZURE_TENANT_ID": "demo-tenant",
@@ -113,7 +113,7 @@ def main() -> int:
 control plane   {cp.server}   (kube-apiserver + etcd, as built by make controlplane)
 Azure simulator {sim.url}   (CA {sim.ca_file}), time x{args.time_scale:g}
 operator        pid {operator.pid}, service account scaleset-image-system/scaleset-image-operator, log {log_path}
-                liveness http://127.0.0.1:{health_port}/healthz
+                liveness http://127.0.0.1:{health_port}/healthz   metrics http://127.0.0.1:{metrics_port}/metrics
 
 In another terminal:
   export KUBECONFIG={cp.kubeconfig}

@@ -18,7 +18,7 @@ from typing import Any
 
 import kopf
 
-from .kube.resources import GROUP, PLURAL, VERSION, resource_from_body, status_patch
+from .kube.resources import GROUP, PLURAL, VERSION, parse_label_selector, resource_from_body, status_patch
 from .reconciler import PassResult, Reconciler
 from .settings import Settings
 
@@ -34,7 +34,8 @@ class OperatorState:
     locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
     due: dict[tuple[str, str], float] = field(default_factory=dict)
     statuses: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    on_pass: list[Callable[[tuple[str, str], PassResult, float], None]] = field(default_factory=list)
+    on_pass: list[Callable[[tuple[str, str], PassResult, float, dict[str, Any]], None]] = field(default_factory=list)
+    on_forget: list[Callable[[tuple[str, str]], None]] = field(default_factory=list)
 
 
 async def run_pass(body: kopf.Body, patch: kopf.Patch, state: OperatorState, *, trigger: str) -> None:
@@ -54,7 +55,7 @@ async def run_pass(body: kopf.Body, patch: kopf.Patch, state: OperatorState, *, 
         for event in result.events:
             kopf.event(body, type=event.type, reason=event.reason, message=event.message[:1024])
         for listener in state.on_pass:
-            listener(key, result, state.clock() - started)
+            listener(key, result, state.clock() - started, dict(resource.status))
 
 
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -78,6 +79,8 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, labels: dict[s
         state: OperatorState = memo["state"]
         for table in (state.locks, state.due, state.statuses):
             table.pop(key, None)
+        for listener in state.on_forget:
+            listener(key)
 
     # A registry of our own has none of kopf's default activities: log in as kubectl does, with the pod's
     # service account in a cluster, else the kubeconfig that $KUBECONFIG (read now, not at import) names.
@@ -87,6 +90,25 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, labels: dict[s
     kopf.on.update(*resource, registry=registry, labels=kopf_labels, id="reconcile-update")(changed)
     kopf.timer(*resource, registry=registry, labels=kopf_labels, interval=tick, id="reconcile-timer")(timer)
     kopf.on.delete(*resource, registry=registry, labels=kopf_labels, optional=True, id="forget")(forget)
+
+
+def configure_logging(verbose: bool) -> None:
+    kopf.configure(verbose=verbose, log_format=kopf.LogFormat.PLAIN)
+
+
+async def operate(settings: Settings, state: OperatorState, stop: asyncio.Event) -> None:
+    """Run kopf's engine with our handlers until ``stop`` is set."""
+    registry = kopf.OperatorRegistry()
+    register(registry, settings, parse_label_selector(settings.label_selector))
+    await kopf.operator(
+        registry=registry,
+        settings=operator_settings(),
+        standalone=True,
+        clusterwide=not settings.namespaces,
+        namespaces=settings.namespaces,
+        memo=kopf.Memo(state=state),
+        stop_flag=stop,
+    )
 
 
 def operator_settings() -> kopf.OperatorSettings:

@@ -16,15 +16,16 @@ import signal
 import socket
 import time
 from dataclasses import dataclass
+from typing import Any
 
-import kopf
 import kubernetes
 from aiohttp import web
+from prometheus_client import CollectorRegistry, start_http_server
 
 from . import handlers, wiring
 from .kube.leader import LeaderElector, LeaseSettings
-from .kube.resources import parse_label_selector
-from .reconciler import Reconciler
+from .metrics import OperatorMetrics
+from .reconciler import PassResult, Reconciler
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -66,23 +67,31 @@ async def _health_server(port: int, leading: asyncio.Event) -> web.AppRunner:
 
 def _quiet_libraries(verbose: bool) -> None:
     if not verbose:
-        for name in ("azure", "kopf.objects", "kopf.activities", "aiohttp.access"):
+        for name in ("azure", "kopf.objects", "kopf.activities", "aiohttp.access", "leaderelection"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
 async def run(settings: Settings, options: RunOptions) -> int:
-    kopf.configure(verbose=options.verbose, log_format=kopf.LogFormat.PLAIN)
+    handlers.configure_logging(options.verbose)
     _quiet_libraries(options.verbose)
     load_kubernetes_config(options.kubeconfig)
     leading_now = asyncio.Event()
     health = await _health_server(options.health_port, leading_now)
+    registry = CollectorRegistry()
+    metrics = OperatorMetrics(registry)
+    server, thread = start_http_server(settings.metrics_port, registry=registry)
+    log.info("metrics on http://0.0.0.0:%d/metrics", settings.metrics_port)
     try:
-        return await _lead_and_operate(settings, options, leading_now)
+        return await _lead_and_operate(settings, options, leading_now, metrics)
     finally:
+        server.shutdown()
+        thread.join(timeout=5)
         await health.cleanup()
 
 
-async def _lead_and_operate(settings: Settings, options: RunOptions, leading_now: asyncio.Event) -> int:
+async def _lead_and_operate(
+    settings: Settings, options: RunOptions, leading_now: asyncio.Event, metrics: OperatorMetrics | None = None
+) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -105,21 +114,20 @@ async def _lead_and_operate(settings: Settings, options: RunOptions, leading_now
         watcher = asyncio.ensure_future(_stop_when_lost(elector.lost, stop))
     leading_now.set()
 
-    registry = kopf.OperatorRegistry()
-    handlers.register(registry, settings, parse_label_selector(settings.label_selector))
     async with wiring.credential(settings) as credential:
         gateway = wiring.gateway(settings, credential)
         state = handlers.OperatorState(Reconciler(gateway, settings, time.time))
+        if metrics is not None:
+            recorder = metrics
+
+            def record(key: tuple[str, str], result: PassResult, seconds: float, previous: dict[str, Any]) -> None:
+                recorder.observe_pass(key, result, seconds, previous, time.time())
+                recorder.sync_azure(gateway.stats)
+
+            state.on_pass.append(record)
+            state.on_forget.append(metrics.forget)
         try:
-            await kopf.operator(
-                registry=registry,
-                settings=handlers.operator_settings(),
-                standalone=True,
-                clusterwide=not settings.namespaces,
-                namespaces=settings.namespaces,
-                memo=kopf.Memo(state=state),
-                stop_flag=stop,
-            )
+            await handlers.operate(settings, state, stop)
         finally:
             await gateway.close()
     if elector is not None:
