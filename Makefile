@@ -20,12 +20,12 @@ setup: uv
 	$(UV) sync --frozen --quiet
 
 lint: setup
-	$(RUN) ruff check operator tests tools/controlplane/harness.py tools/demo_cluster.py
-	$(RUN) ruff format --check operator tests tools/controlplane/harness.py tools/demo_cluster.py
+	$(RUN) ruff check operator tests tools/controlplane/harness.py tools/demo_cluster.py tools/dashboard
+	$(RUN) ruff format --check operator tests tools/controlplane/harness.py tools/demo_cluster.py tools/dashboard/build_dashboard.py
 
 typecheck: setup
 	$(RUN) mypy
-	$(RUN) mypy --strict tools/controlplane/harness.py
+	$(RUN) mypy --strict tools/controlplane/harness.py tools/dashboard/build_dashboard.py
 
 imports: setup
 	$(RUN) lint-imports

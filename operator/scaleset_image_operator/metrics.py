@@ -153,6 +153,9 @@ class OperatorMetrics:
         for kind in CONDITIONS:
             for value in ("True", "False"):
                 self.condition.labels(namespace, name, kind, value).set(1.0 if conditions.get(kind) == value else 0.0)
+        # Histogram series exist from the first pass, so rate() and increase() see a scale set's first batch.
+        self.batch_duration.labels(namespace, name)
+        self.rollout_duration.labels(namespace, name)
         self._observe_domains(key, status.get("domains") or [])
         self._observe_info(key, str(status.get("targetImage") or ""), str(status.get("modelImage") or ""))
         self._observe_durations(key, previous, status, result, now)
