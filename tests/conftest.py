@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import hypothesis  # noqa: F401  (imported at collection: a late first import in the terminal summary trips CPython 3.11.7)
 import pytest
 from azure.identity.aio import ClientSecretCredential
 from azure.mgmt.compute.aio import ComputeManagementClient

@@ -3,8 +3,10 @@
 Create, update (spec, labels or annotations), resume and a timer all run the same reconcile pass, one pass at
 a time per object (a lock per object: kopf runs timers beside change handlers). Each pass writes the whole
 status once, as one merge patch to ``/status``, posts the pass's Events, and sets when the timer should look
-again (the reconciler's requeue). No deletion handler and no finalizer of ours: deleting a ScaleSetImage stops
-management and changes nothing in Azure. Errors never escape a pass: the reconciler has classified them.
+again (the reconciler's requeue). Deleting a ScaleSetImage stops management and changes nothing in Azure. kopf
+keeps its timers' objects under the finalizer ``scaleset.dev/operator``, which the running operator removes at
+once on deletion (``forget`` only drops in-memory state); with no operator running, a deletion waits for it
+(docs/operations.md says how to remove it by hand). Errors never escape a pass: the reconciler classified them.
 """
 
 from __future__ import annotations

@@ -106,11 +106,15 @@ async def _lead_and_operate(
         log.info("waiting to lead (Lease %s/%s, identity %s)", namespace, options.lease_name, identity)
         leading = asyncio.ensure_future(elector.became_leader())
         stopping = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({leading, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        failing = asyncio.ensure_future(elector.lost.wait())
+        await asyncio.wait({leading, stopping, failing}, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (leading, stopping, failing):
+            waiter.cancel()
         if stop.is_set():
-            leading.cancel()
             return 0
-        stopping.cancel()
+        if elector.lost.is_set():
+            log.error("leader election ended before this replica led: exiting so that it restarts as a candidate")
+            return 1
         watcher = asyncio.ensure_future(_stop_when_lost(elector.lost, stop))
     leading_now.set()
 

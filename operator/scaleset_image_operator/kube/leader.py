@@ -19,6 +19,32 @@ from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
 log = logging.getLogger(__name__)
 
 
+class _TolerantLeaseLock(LeaseLock):
+    """The client's LeaseLock catches only ApiException; a connection error while kube-apiserver restarts would
+    kill the election thread for good (no renewals, no takeover). Here any failure is a failed attempt."""
+
+    def get(self, name: str, namespace: str) -> tuple[bool, object]:
+        try:
+            return super().get(name, namespace)  # type: ignore[no-any-return]
+        except Exception as error:
+            log.warning("leader election: reading Lease %s/%s failed: %s", namespace, name, error)
+            return False, error
+
+    def create(self, name: str, namespace: str, election_record: object) -> bool:
+        try:
+            return bool(super().create(name, namespace, election_record))
+        except Exception as error:
+            log.warning("leader election: creating Lease %s/%s failed: %s", namespace, name, error)
+            return False
+
+    def update(self, name: str, namespace: str, updated_record: object) -> bool:
+        try:
+            return bool(super().update(name, namespace, updated_record))
+        except Exception as error:
+            log.warning("leader election: renewing Lease %s/%s failed: %s", namespace, name, error)
+            return False
+
+
 @dataclass(frozen=True)
 class LeaseSettings:
     namespace: str
@@ -56,14 +82,23 @@ class LeaderElector:
 
     def start(self) -> None:
         config = electionconfig.Config(
-            LeaseLock(self.settings.name, self.settings.namespace, self.settings.identity),
+            _TolerantLeaseLock(self.settings.name, self.settings.namespace, self.settings.identity),
             lease_duration=self.settings.lease_duration,
             renew_deadline=self.settings.renew_deadline,
             retry_period=self.settings.retry_period,
             onstarted_leading=self._started,
             onstopped_leading=self._stopped,
         )
-        thread = threading.Thread(target=leaderelection.LeaderElection(config).run, name="leader-election", daemon=True)
+        election = leaderelection.LeaderElection(config)
+
+        def run() -> None:
+            try:
+                election.run()
+            finally:
+                # Whatever ends the election (lost renewals, or an error), this process no longer leads.
+                self._stopped()
+
+        thread = threading.Thread(target=run, name="leader-election", daemon=True)
         thread.start()
 
     async def became_leader(self) -> None:

@@ -1,0 +1,1 @@
+"""Cluster tests: a real kube-apiserver + etcd, the operator as a process with its service-account token."""
