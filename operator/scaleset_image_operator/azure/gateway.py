@@ -53,11 +53,8 @@ class AzureStats:
         self.requests[(operation_name(method, url), str(status))] += 1
         if status == 429:
             self.throttled += 1
-        for name in ("x-ms-ratelimit-remaining-resource",):
-            value = headers.get(name)
-            if value:
-                for match in _RATE_LIMIT.finditer(value):
-                    self.remaining[match.group("policy")] = float(match.group("remaining"))
+        for match in _RATE_LIMIT.finditer(headers.get("x-ms-ratelimit-remaining-resource") or ""):
+            self.remaining[match.group("policy")] = float(match.group("remaining"))
         for name in ("x-ms-ratelimit-remaining-subscription-reads", "x-ms-ratelimit-remaining-subscription-writes"):
             value = headers.get(name)
             if value and value.isdigit():

@@ -452,16 +452,7 @@ class World:
     def update(self, scale_set: ScaleSet, patch: dict[str, Any], if_match: str | None) -> Operation:
         """ARM PATCH: merge the partial body into the model."""
         allowed = {"sku", "tags", "properties", "zones", "identity", "plan"}
-        merged = copy.deepcopy(scale_set.resource)
-        for key, value in patch.items():
-            if key not in allowed:
-                continue
-            if value is None:
-                merged.pop(key, None)
-            elif isinstance(value, dict) and isinstance(merged.get(key), dict):
-                merged[key] = _merge(merged[key], value)
-            else:
-                merged[key] = copy.deepcopy(value)
+        merged = _merge(scale_set.resource, {key: value for key, value in patch.items() if key in allowed})
         return self._write(scale_set, merged, if_match, "VirtualMachineScaleSets_Update")
 
     def _check_if_match(self, scale_set: ScaleSet, if_match: str | None) -> None:
