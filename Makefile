@@ -21,11 +21,11 @@ setup: uv
 
 lint: setup
 	$(RUN) ruff check operator tests tools/controlplane/harness.py tools/demo_cluster.py tools/dashboard
-	$(RUN) ruff format --check operator tests tools/controlplane/harness.py tools/demo_cluster.py tools/dashboard/build_dashboard.py
+	$(RUN) ruff format --check operator tests tools/controlplane/harness.py tools/demo_cluster.py tools/dashboard
 
 typecheck: setup
 	$(RUN) mypy
-	$(RUN) mypy --strict tools/controlplane/harness.py tools/dashboard/build_dashboard.py
+	$(RUN) mypy --strict tools/controlplane/harness.py tools/dashboard/build_dashboard.py tools/dashboard/render_rollout.py
 
 imports: setup
 	$(RUN) lint-imports

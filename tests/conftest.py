@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -37,6 +38,7 @@ from component.simkit import (
     ScaleSet,
     jammy,
 )
+from observability.promkit import fetch_prometheus
 from scaleset_image_operator.simulator import SimulatorConfig, SimulatorControl, SimulatorThread
 
 
@@ -51,6 +53,19 @@ def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorThr
     )
     with SimulatorThread(config) as sim:
         yield sim
+
+
+@pytest.fixture(scope="session")
+def prometheus_bin() -> Path:
+    """The folder holding Debian's ``prometheus`` and ``promtool`` (found or fetched once by
+    tools/prometheus/fetch.sh). A failing fetch fails the tests with the script's own error: there is no fallback."""
+    started = time.monotonic()
+    try:
+        folder = fetch_prometheus()
+    except RuntimeError as error:
+        pytest.fail(str(error))
+    print(f"prometheus tools in {folder} ({time.monotonic() - started:.2f} s)")
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -206,6 +207,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--identity", default="", help="this replica's identity in the Lease (default: host-pid)")
     run.add_argument("--kubeconfig", default="", help="kubeconfig file (default: as kubectl finds it, or in-cluster)")
     run.add_argument("-v", "--verbose", action="store_true", help="log more")
+    run.add_argument(
+        "--log-format",
+        choices=("plain", "json"),
+        default=os.environ.get("SCALESET_IMAGE_LOG_FORMAT", "plain"),
+        help="plain text, or one JSON object per line with namespace/name/reason/batch/domains fields "
+        "(env SCALESET_IMAGE_LOG_FORMAT; default plain)",
+    )
     _azure_flags(run)
 
     plan = commands.add_parser("plan", help="show the rollout a ScaleSetImage would make; changes nothing")
@@ -256,13 +264,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     if args.command == "simulator":
         with contextlib.suppress(KeyboardInterrupt):
             return asyncio.run(_serve(args))
         return 0
     if args.command == "run":
         from .runner import RunOptions, run
+
+        if args.log_format not in ("plain", "json"):
+            parser.error(f"SCALESET_IMAGE_LOG_FORMAT must be plain or json, not {args.log_format!r}")
 
         settings = _settings(
             args, namespaces=tuple(args.namespace) if args.namespace else None, label_selector=args.label_selector
@@ -275,6 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             identity=args.identity,
             kubeconfig=args.kubeconfig,
             verbose=args.verbose,
+            log_format=args.log_format,
         )
         return asyncio.run(run(settings, options))
     if args.command == "plan":

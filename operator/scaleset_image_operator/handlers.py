@@ -20,8 +20,8 @@ from typing import Any
 
 import kopf
 
-from .kube.resources import GROUP, PLURAL, VERSION, parse_label_selector, resource_from_body, status_patch
-from .reconciler import PassResult, Reconciler
+from .kube.resources import GROUP, KIND, PLURAL, VERSION, parse_label_selector, resource_from_body, status_patch
+from .reconciler import Event, PassResult, Reconciler
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,8 +56,28 @@ async def run_pass(body: kopf.Body, patch: kopf.Patch, state: OperatorState, *, 
         state.due[key] = state.clock() + (requeue if requeue is not None else 3600.0)
         for event in result.events:
             kopf.event(body, type=event.type, reason=event.reason, message=event.message[:1024])
+            log_event(key, event, result.status)
         for listener in state.on_pass:
             listener(key, result, state.clock() - started, dict(resource.status))
+
+
+def log_event(key: tuple[str, str], event: Event, status: dict[str, Any]) -> None:
+    """One log line per Event, with the fields a log pipeline filters on (JSON logs carry them as keys:
+    ``namespace``, ``scalesetimage``, ``reason``, ``phase``, ``target``, ``batch`` and ``domains`` for batch events,
+    and kopf's own ``object`` reference). ``name`` is taken by Python's LogRecord, hence ``scalesetimage``."""
+    fields: dict[str, Any] = {
+        "namespace": key[0],
+        "scalesetimage": key[1],
+        "reason": event.reason,
+        "phase": status.get("phase"),
+        "target": status.get("targetImage"),
+        "k8s_ref": {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "namespace": key[0], "name": key[1]},
+    }
+    if event.batch is not None:
+        fields["batch"] = event.batch
+        fields["domains"] = list(event.domains)
+    level = logging.WARNING if event.type == "Warning" else logging.INFO
+    log.log(level, "%s/%s %s: %s", key[0], key[1], event.reason, event.message, extra=fields)
 
 
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -94,8 +114,14 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, labels: dict[s
     kopf.on.delete(*resource, registry=registry, labels=kopf_labels, optional=True, id="forget")(forget)
 
 
-def configure_logging(verbose: bool) -> None:
-    kopf.configure(verbose=verbose, log_format=kopf.LogFormat.PLAIN)
+LOG_FORMATS = ("plain", "json")
+
+
+def configure_logging(verbose: bool, log_format: str = "plain") -> None:
+    """Plain text lines, or one JSON object per line (timestamp, severity, message and the event's fields)."""
+    if log_format not in LOG_FORMATS:
+        raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, not {log_format!r}")
+    kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.PLAIN)
 
 
 async def operate(settings: Settings, state: OperatorState, stop: asyncio.Event) -> None:

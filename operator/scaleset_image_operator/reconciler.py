@@ -50,6 +50,9 @@ class Event:
     type: str
     reason: str
     message: str
+    batch: int | None = None
+    """The batch the event is about (BatchStarted, BatchSucceeded), for logs; Kubernetes Events carry the message."""
+    domains: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -234,6 +237,11 @@ def _condition(status: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
     return {}
 
 
+def _batch_fields(batch: Mapping[str, Any]) -> tuple[int | None, tuple[str, ...]]:
+    index = batch.get("index")
+    return (index if isinstance(index, int) else None), tuple(str(d) for d in batch.get("domains") or ())
+
+
 def _events(old: Mapping[str, Any], new: Mapping[str, Any], decision: Decision | None, notes: list[str]) -> list[Event]:
     """The Kubernetes Events one pass is worth: what it did, and every change of phase or problem."""
     events: list[Event] = []
@@ -249,7 +257,8 @@ def _events(old: Mapping[str, Any], new: Mapping[str, Any], decision: Decision |
     elif isinstance(action, EnforceManualUpgradePolicy):
         events.append(Event("Normal", "UpgradePolicyEnforced", "scale set upgradePolicy.mode set to Manual"))
     elif isinstance(action, UpgradeInstances) and decision is not None:
-        events.append(Event("Normal", "BatchStarted", decision.message))
+        started = new.get("currentBatch") or {}
+        events.append(Event("Normal", "BatchStarted", decision.message, *_batch_fields(started)))
     old_batch, new_batch = old.get("currentBatch") or {}, new.get("currentBatch") or {}
     if (
         old_batch.get("startedAt")
@@ -262,6 +271,7 @@ def _events(old: Mapping[str, Any], new: Mapping[str, Any], decision: Decision |
                 "BatchSucceeded",
                 f"batch {old_batch.get('index')} (domains "
                 f"{old_batch.get('domains') or []}) runs the target and is healthy",
+                *_batch_fields(old_batch),
             )
         )
     old_phase, new_phase = old.get("phase"), new.get("phase")

@@ -42,6 +42,8 @@ class RunOptions:
     identity: str = ""
     kubeconfig: str = ""
     verbose: bool = False
+    log_format: str = "plain"
+    """``plain`` or ``json`` (one JSON object per line)."""
 
 
 def load_kubernetes_config(kubeconfig: str) -> None:
@@ -72,7 +74,7 @@ def _quiet_libraries(verbose: bool) -> None:
 
 
 async def run(settings: Settings, options: RunOptions) -> int:
-    handlers.configure_logging(options.verbose)
+    handlers.configure_logging(options.verbose, options.log_format)
     _quiet_libraries(options.verbose)
     load_kubernetes_config(options.kubeconfig)
     leading_now = asyncio.Event()
