@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .azure.errors import AzureProblem, ImageRejected, PreconditionFailed, Transient
+from .azure.errors import AuthFailed, AzureProblem, ImageRejected, PreconditionFailed, Transient
 from .core.planner import (
     Controls,
     Decision,
@@ -220,11 +220,16 @@ class Reconciler:
     def _azure_problem(
         self, resource: Resource, problem: AzureProblem, now: float, observation: Observation | None = None
     ) -> PassResult:
-        if isinstance(problem, Transient):
+        if isinstance(problem, Transient | AuthFailed):
+            # A refused credential is a person's problem (Degraded) but says nothing about the rollout: its phase
+            # and progress stay as they were, and the pass is tried again (a fixed role assignment is picked up).
             status = transient_status(
                 problem.reason, problem.message, generation=resource.generation, now=now, previous=resource.status
             )
             events = tuple(_events(resource.status, status, None, []))
+            if isinstance(problem, AuthFailed):
+                requeue = self._requeue(self._settings.steady_seconds)
+                return PassResult(status, requeue, events, None, observation, "degraded")
             return PassResult(status, self._requeue(problem.retry_after), events, None, observation, "transient")
         requeue = self._settings.steady_seconds
         return self._problem(resource, problem.reason, problem.message, now, requeue=requeue, observation=observation)

@@ -1,27 +1,33 @@
 """Builds the production objects from ``Settings``: the Azure credential and gateway.
 
 The credential is azure-identity's ``DefaultAzureCredential`` (workload identity on AKS, managed identity,
-or the environment), configured with the CA bundle when one is set so that a private authority or the
-simulator's token endpoint can be trusted.
+or the environment), renewed when Azure refuses a token early (azure/credentials.py), configured with the CA
+bundle when one is set so that a private authority or the simulator's token endpoint can be trusted.
 """
 
 from __future__ import annotations
 
 import time
 
+from azure.core.credentials_async import AsyncTokenCredential
 from azure.identity.aio import DefaultAzureCredential
 
+from .azure.credentials import RenewableCredential
 from .azure.gateway import AzureGateway, GatewayOptions
 from .settings import Settings
 
 
-def credential(settings: Settings) -> DefaultAzureCredential:
-    return DefaultAzureCredential(
-        connection_verify=settings.connection_verify, exclude_interactive_browser_credential=True
+def credential(settings: Settings) -> RenewableCredential:
+    """DefaultAzureCredential, renewed (a fresh token cache) when Azure refuses one of its tokens."""
+    return RenewableCredential(
+        lambda: DefaultAzureCredential(
+            connection_verify=settings.connection_verify, exclude_interactive_browser_credential=True
+        ),
+        clock=time.monotonic,
     )
 
 
-def gateway(settings: Settings, credential: DefaultAzureCredential) -> AzureGateway:
+def gateway(settings: Settings, credential: AsyncTokenCredential) -> AzureGateway:
     options = GatewayOptions(
         arm_endpoint=settings.arm_endpoint,
         arm_scope=settings.arm_scope,

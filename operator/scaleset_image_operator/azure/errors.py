@@ -57,6 +57,12 @@ class Unavailable(Transient):
     reason = "AzureUnavailable"
 
 
+class TokenRefused(Transient):
+    """Azure refused an access token that should still be valid (revoked early); a new one is requested."""
+
+    reason = "AzureTokenRefused"
+
+
 class Conflict(Transient):
     reason = "AzureConflict"
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.exceptions import HttpResponseError
 from azure.core.pipeline import PipelineResponse
 from azure.core.pipeline.policies import AsyncRetryPolicy
 from azure.core.rest import HttpRequest
@@ -34,7 +35,8 @@ from ..core.spec import ScaleSetRef
 from ..ports import Observation
 from .budget import RequestBudget
 from .convert import operation_from_arm, scale_set_from_arm
-from .errors import AzureProblem, ImageRejected, Throttled, classify
+from .credentials import RenewableCredential
+from .errors import AuthFailed, AzureProblem, Conflict, ImageRejected, Throttled, TokenRefused, classify
 from .operations import operation_name
 
 _RATE_LIMIT = re.compile(r"(?:Microsoft\.Compute/)?(?P<policy>[A-Za-z0-9]+);(?P<remaining>\d+)")
@@ -151,6 +153,9 @@ class AzureGateway:
 
     def _problem(self, ref: ScaleSetRef, error: Exception, what: str, *, image_write: bool = False) -> AzureProblem:
         problem = classify(error, what=what, image_write=image_write)
+        credential = self._credential
+        if isinstance(problem, AuthFailed) and isinstance(credential, RenewableCredential) and credential.renew():
+            return TokenRefused(f"{problem.message}; requesting a new token", status=problem.status, retry_after=1.0)
         if isinstance(problem, Throttled) and problem.retry_after:
             self.budget.block(ref.subscription_id, problem.retry_after)
         return problem
@@ -261,6 +266,17 @@ class AzureGateway:
                 polling=False,
                 raw_response_hook=capture,
             )
+        except HttpResponseError as error:
+            code = str(getattr(error.error, "code", "") or "")
+            if error.status_code == 400 and code == "InvalidParameter" and "instanceid" in str(error.message).lower():
+                # Scaled in between our read and this call: not a rejection of the rollout. Read and plan again.
+                raise Conflict(
+                    f"{what}: {error.message} (the scale set changed since it was read; reading it again)",
+                    code=code,
+                    status=400,
+                    retry_after=1.0,
+                ) from error
+            raise self._problem(ref, error, what) from error
         except Exception as error:
             raise self._problem(ref, error, what) from error
         headers = initial[-1].http_response.headers if initial else {}
