@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 UV := $(PYTHON) -m uv
 RUN := $(UV) run --frozen
 
-.PHONY: all setup uv lint typecheck imports unit component cluster test demo demo-cluster simulator clean
+.PHONY: all setup uv lint typecheck imports unit component cluster test chaos demo demo-cluster simulator clean
 
 include tools/controlplane/controlplane.mk
 
@@ -42,6 +42,12 @@ cluster: setup controlplane
 # Lint, types, layering, the test control plane (built once, then cached), then every test.
 test: lint typecheck imports controlplane
 	$(RUN) pytest
+
+# The soak: the chaos suite of `make test` (tests/cluster/test_chaos.py, 100 faults) with FAULTS faults; writes
+# chaos-results.json. Reproduce a run with CHAOS_SEED=<seed from chaos-results.json>.
+FAULTS ?= 1000
+chaos: setup controlplane
+	CHAOS_FAULTS=$(FAULTS) $(RUN) pytest tests/cluster/test_chaos.py -p no:cacheprovider -s
 
 demo: setup
 	$(RUN) scaleset-image demo
