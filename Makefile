@@ -47,7 +47,7 @@ test: lint typecheck imports controlplane
 # chaos-results.json. Reproduce a run with CHAOS_SEED=<seed from chaos-results.json>.
 FAULTS ?= 1000
 chaos: setup controlplane
-	CHAOS_FAULTS=$(FAULTS) $(RUN) pytest tests/cluster/test_chaos.py -p no:cacheprovider -s
+	CHAOS_FAULTS=$(FAULTS) $(RUN) pytest tests/cluster/test_chaos.py -p no:cacheprovider -s --basetemp=$${TMPDIR:-/tmp}/scaleset-chaos-soak
 
 demo: setup
 	$(RUN) scaleset-image demo

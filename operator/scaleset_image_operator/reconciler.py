@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .azure.credentials import RENEW_INTERVAL_SECONDS
 from .azure.errors import AuthFailed, AzureProblem, ImageRejected, PreconditionFailed, Transient
 from .core.planner import (
     Controls,
@@ -73,7 +74,9 @@ def read_controls(resource: Resource) -> tuple[Controls, list[str]]:
     raw = resource.annotations.get(APPROVE_ANNOTATION)
     if raw is not None:
         text = str(raw).strip()
-        if text.isdigit() and len(text) <= 6:
+        if (
+            text.isascii() and text.isdigit() and len(text) <= 6
+        ):  # ASCII only: superscript, Arabic-Indic or fullwidth digits pass isdigit()
             approved = int(text)
         else:
             notes.append(f'ignoring annotation {APPROVE_ANNOTATION}={raw!r}: expected a batch index such as "1"')
@@ -228,7 +231,8 @@ class Reconciler:
             )
             events = tuple(_events(resource.status, status, None, []))
             if isinstance(problem, AuthFailed):
-                requeue = self._requeue(self._settings.steady_seconds)
+                # Again after the credential may be renewed (a minute), or sooner when settled passes are.
+                requeue = self._requeue(min(self._settings.steady_seconds, RENEW_INTERVAL_SECONDS))
                 return PassResult(status, requeue, events, None, observation, "degraded")
             return PassResult(status, self._requeue(problem.retry_after), events, None, observation, "transient")
         requeue = self._settings.steady_seconds

@@ -60,8 +60,8 @@ class Settings:
             raise SettingsError(f"SCALESET_IMAGE_ARM_ENDPOINT must be an https:// URL, not {self.arm_endpoint!r}")
         if parsed.scheme == "http" and not self.allow_http:
             raise SettingsError(
-                "SCALESET_IMAGE_ARM_ENDPOINT is plain http: tokens would travel unencrypted. Use "
-                "https, or set SCALESET_IMAGE_ALLOW_HTTP=true for a local experiment"
+                f"SCALESET_IMAGE_ARM_ENDPOINT {self.arm_endpoint!r} is plain http: tokens would travel unencrypted. "
+                "Use https, or set SCALESET_IMAGE_ALLOW_HTTP=true for a local experiment"
             )
         if self.ca_bundle is not None and not self.ca_bundle.is_file():
             raise SettingsError(f"SCALESET_IMAGE_CA_BUNDLE: no such file {self.ca_bundle}")

@@ -127,7 +127,7 @@ class ChaosRun:
         self.rollouts: list[Rollout] = []
         self.faults: list[Fault] = []
         self.log: list[str] = []
-        self.operator = operators.start("chaos")
+        self.operator = operators.start("chaos", args=("--namespace", namespace))
         self.throttle_seen: set[str] = set()
         self.checked: Counter[str] = Counter()
         """How many batches and model writes the audit checks looked at (so a vacuous check shows)."""
@@ -248,7 +248,7 @@ class ChaosRun:
     # --- faults ----------------------------------------------------------------------------------------------------
 
     def _moving(self) -> list[Rollout]:
-        return [r for r in self.rollouts if r.outcome is None and not r.dry_run]
+        return [r for r in self.rollouts if r.outcome is None and not r.dry_run and "scaleset-deleted" not in r.faults]
 
     def _inject(self) -> None:
         moving = self._moving()
@@ -262,7 +262,7 @@ class ChaosRun:
         if kind == "operator-kill":
             target = "*"
             self.operator.kill()
-            self.operator = self.operators.start("chaos")
+            self.operator = self.operators.start("chaos", args=("--namespace", self.namespace))
         elif kind == "apiserver-restart":
             target = "*"
             restart_apiserver(self.control_plane, self.kubectl)
@@ -323,6 +323,8 @@ class ChaosRun:
                 with urllib.request.urlopen(request, timeout=20, context=context):
                     return
             except urllib.error.HTTPError as error:
+                if error.code == 404 and method != "DELETE":
+                    return  # deleted meanwhile (by an earlier fault): nothing to change
                 # Faults injected for the operator hit this client too when it comes first: retry like az does.
                 if error.code not in (409, 429, 500, 502, 503) or attempt == 19:
                     raise

@@ -82,7 +82,7 @@ def test_flags_win_over_the_environment_and_unset_flags_do_not() -> None:
 
 
 def test_a_plain_http_endpoint_is_refused_because_tokens_would_travel_unencrypted() -> None:
-    with pytest.raises(SettingsError, match=r"SCALESET_IMAGE_ARM_ENDPOINT is plain http.*SCALESET_IMAGE_ALLOW_HTTP"):
+    with pytest.raises(SettingsError, match=r"ENDPOINT .http://127.0.0.1:8080. is plain http.*IMAGE_ALLOW_HTTP"):
         from_env({"SCALESET_IMAGE_ARM_ENDPOINT": "http://127.0.0.1:8080"})
 
 

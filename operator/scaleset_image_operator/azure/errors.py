@@ -111,7 +111,7 @@ def classify(error: Exception, *, what: str, image_write: bool = False) -> Azure
     if isinstance(error, AzureProblem):
         return error
     if isinstance(error, ClientAuthenticationError):
-        return AuthFailed(f"{what}: Azure refused the credentials: {_summary(error)}", status=error.status_code)
+        return AuthFailed(f"{what}: Azure refused the credentials: {_auth_summary(error)}", status=error.status_code)
     if isinstance(error, ServiceRequestError | ServiceResponseError | TimeoutError | ConnectionError):
         return Unavailable(f"{what}: could not reach Azure: {error}", retry_after=None)
     if isinstance(error, ResourceModifiedError):
@@ -144,6 +144,16 @@ def classify(error: Exception, *, what: str, image_write: bool = False) -> Azure
 
 def _code(error: HttpResponseError) -> str:
     return str(getattr(error.error, "code", "") or "") if error.error is not None else ""
+
+
+def _auth_summary(error: ClientAuthenticationError) -> str:
+    """The first line and the causes: DefaultAzureCredential puts the real reason (an untrusted certificate, an
+    unknown client) on the lines after "failed to retrieve a token", which ``_summary`` would drop."""
+    if error.response is not None:
+        return _summary(error)
+    lines = [line.strip() for line in str(error.message or error).splitlines() if line.strip()]
+    causes = [line for line in lines[1:] if not line.startswith(("Attempted credentials", "To mitigate"))]
+    return "; ".join(lines[:1] + causes) or type(error).__name__
 
 
 def _summary(error: Exception) -> str:
