@@ -234,7 +234,23 @@ def test_a_credential_failure_without_a_response_still_names_its_cause() -> None
     assert problem.status is None
     assert (
         problem.message
-        == "token: Azure refused the credentials: ClientSecretCredential.get_token failed: AADSTS7000215"
+        == "token: Azure refused the credentials: ClientSecretCredential.get_token failed: AADSTS7000215; more lines"
+    )
+
+
+def test_a_chained_credential_failure_keeps_the_cause_and_drops_the_boilerplate() -> None:
+    """DefaultAzureCredential names the real cause (here an untrusted certificate) below its first line."""
+    text = (
+        "DefaultAzureCredential failed to retrieve a token from the included credentials.\n"
+        "Attempted credentials:\n"
+        "\tEnvironmentCredential: Authentication failed: [SSL: CERTIFICATE_VERIFY_FAILED] self-signed certificate\n"
+        "To mitigate this issue, please refer to the troubleshooting guidelines here at https://aka.ms/x."
+    )
+    problem = classify(ClientAuthenticationError(text), what="token")
+    assert problem.message == (
+        "token: Azure refused the credentials: DefaultAzureCredential failed to retrieve a token from the included "
+        "credentials.; EnvironmentCredential: Authentication failed: [SSL: CERTIFICATE_VERIFY_FAILED] self-signed "
+        "certificate"
     )
 
 
