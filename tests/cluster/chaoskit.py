@@ -11,6 +11,7 @@ write ``chaos-results.json`` at the repository root.
 
 from __future__ import annotations
 
+import http.client
 import json
 import random
 import ssl
@@ -52,6 +53,9 @@ FAULT_WEIGHTS: dict[str, int] = {
     "scale-in": 9,
 }
 """Relative frequency of each fault kind. Process faults are rarer: each costs seconds of outage for every rollout."""
+
+DRAIN_SECONDS = 180.0
+"""After the last fault: how long the rollouts still going may take to end before they count as lost."""
 
 ENDED_BY_FAULT = {"stuck-upgrade", "fail-upgrade", "unhealthy", "model-edit", "scaleset-deleted"}
 """Faults after which a rollout legitimately ends Halted, RolledBack or Degraded instead of Ready."""
@@ -259,6 +263,19 @@ class ChaosRun:
         at = time.time()
         target = rollout.name
         path = f"/virtualMachineScaleSets/{rollout.scale_set}"
+        try:
+            target = self._apply(kind, rollout, target, path)
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
+            # The chaos' own ARM call failed (faults meant for the operator hit it too): not a fault injected.
+            self.note(f"could not inject {kind} on {target}: {error!r}")
+            rollout.faults.append(kind)  # it may have reached Azure before the connection failed
+            return
+        rollout.faults.append(kind)
+        self.faults.append(Fault(kind, at, target))
+        self.note(f"fault {len(self.faults)}: {kind} on {target}")
+
+    def _apply(self, kind: str, rollout: Rollout, target: str, path: str) -> str:
+        """Does the fault; returns its target (the rollout, or ``*`` for every rollout)."""
         if kind == "operator-kill":
             target = "*"
             self.operator.kill()
@@ -292,17 +309,15 @@ class ChaosRun:
             target = "*"
             self.control.revoke_tokens()
         elif kind == "model-edit":
-            self._arm(rollout, "PATCH", _model_patch(OUT_OF_BAND))
             rollout.chaos_writes += 1
+            self._arm(rollout, "PATCH", _model_patch(OUT_OF_BAND))
         elif kind == "scaleset-deleted":
             self._arm(rollout, "DELETE", None)
         elif kind in ("scale-out", "scale-in"):
             rollout.capacity = max(2, rollout.capacity + (3 if kind == "scale-out" else -2))
-            self._arm(rollout, "PATCH", {"sku": {"capacity": rollout.capacity}})
             rollout.chaos_writes += 1
-        rollout.faults.append(kind)
-        self.faults.append(Fault(kind, at, target))
-        self.note(f"fault {len(self.faults)}: {kind} on {target}")
+            self._arm(rollout, "PATCH", {"sku": {"capacity": rollout.capacity}})
+        return target
 
     def _arm(self, rollout: Rollout, method: str, body: Any) -> None:
         """A person (or another tool) writing to the scale set behind the operator's back."""
@@ -328,7 +343,7 @@ class ChaosRun:
                 # Faults injected for the operator hit this client too when it comes first: retry like az does.
                 if error.code not in (409, 429, 500, 502, 503) or attempt == 19:
                     raise
-            except (urllib.error.URLError, ConnectionError):
+            except (urllib.error.URLError, OSError, http.client.HTTPException):
                 if attempt == 19:
                     raise
             time.sleep(0.5)
@@ -339,22 +354,28 @@ class ChaosRun:
     # --- the run ---------------------------------------------------------------------------------------------------
 
     def run(self) -> None:
+        """Inject until the targets are met (or the deadline passes), then stop injecting, clear the faults and give
+        the rollouts still going up to ``DRAIN_SECONDS`` to end; what has not ended by then is lost."""
         next_fault = time.monotonic() + 2.0
+        draining_since: float | None = None
         while True:
-            if time.monotonic() > self.deadline:
-                self.note("deadline reached")
-                break
+            now = time.monotonic()
+            want_more = len(self.rollouts) < self.rollout_target or len(self.faults) < self.fault_target
+            if draining_since is None and (not want_more or now > self.deadline):
+                draining_since = now
+                self.control.clear_faults()
+                self.note(f"draining after {len(self.faults)} faults and {len(self.rollouts)} rollouts")
             documents = self._documents()
             if documents is not None:
                 self._observe(documents)
             active = [r for r in self.rollouts if r.outcome is None]
-            want_more = len(self.rollouts) < self.rollout_target or len(self.faults) < self.fault_target
-            if len(active) < self.lanes and want_more:
+            if draining_since is not None:
+                if not active or now - draining_since > DRAIN_SECONDS:
+                    break
+            elif len(active) < self.lanes:
                 self._start_rollout()
                 continue
-            if not active and not want_more:
-                break
-            if len(self.faults) < self.fault_target and time.monotonic() >= next_fault:
+            elif now >= next_fault:
                 self._inject()
                 next_fault = time.monotonic() + self.random.uniform(0.3, 1.5)
             time.sleep(0.2)

@@ -32,7 +32,7 @@ from scaleset_image_operator.simulator import SimulatorControl, SimulatorThread
 DEADLINE = max(420.0, int(os.environ.get("CHAOS_FAULTS", "100")) * 5.0)
 """Seconds the run may take before it stops injecting and reports what never ended as lost."""
 
-pytestmark = [pytest.mark.cluster, pytest.mark.chaos, pytest.mark.timeout(DEADLINE + 300)]
+pytestmark = [pytest.mark.cluster, pytest.mark.chaos, pytest.mark.timeout(DEADLINE + 600)]
 
 FAULTS = int(os.environ.get("CHAOS_FAULTS", "100"))
 ROLLOUTS = int(os.environ.get("CHAOS_ROLLOUTS", str(max(20, FAULTS // 5))))
