@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 UV := $(PYTHON) -m uv
 RUN := $(UV) run --frozen
 
-.PHONY: all setup uv lint typecheck imports unit component cluster test chaos demo demo-cluster simulator clean
+.PHONY: all setup uv lint typecheck imports unit component cluster test chaos bench demo demo-cluster simulator clean
 
 include tools/controlplane/controlplane.mk
 
@@ -48,6 +48,11 @@ test: lint typecheck imports controlplane
 FAULTS ?= 1000
 chaos: setup controlplane
 	CHAOS_FAULTS=$(FAULTS) $(RUN) pytest tests/cluster/test_chaos.py -p no:cacheprovider -s --basetemp=$${TMPDIR:-/tmp}/scaleset-chaos-soak
+
+# Performance benchmarks (tools/bench, docs/performance.md): a table, and bench-results.json at the root.
+# BENCH_ARGS, e.g. --only overhead,planner or --fleet-size 50.
+bench: setup controlplane
+	$(RUN) python -m tools.bench $(BENCH_ARGS)
 
 demo: setup
 	$(RUN) scaleset-image demo
