@@ -20,12 +20,13 @@ setup: uv
 	$(UV) sync --frozen --quiet
 
 lint: setup
-	$(RUN) ruff check operator tests tools/controlplane/harness.py tools/demo_cluster.py tools/dashboard
-	$(RUN) ruff format --check operator tests tools/controlplane/harness.py tools/demo_cluster.py tools/dashboard
+	$(RUN) ruff check operator tests tools/controlplane/harness.py tools/demo_cluster.py tools/dashboard tools/bench
+	$(RUN) ruff format --check operator tests tools/controlplane/harness.py tools/demo_cluster.py tools/dashboard tools/bench
 
 typecheck: setup
 	$(RUN) mypy
 	$(RUN) mypy --strict tools/controlplane/harness.py tools/dashboard/build_dashboard.py tools/dashboard/render_rollout.py
+	$(RUN) mypy --strict tools/bench
 
 imports: setup
 	$(RUN) lint-imports
