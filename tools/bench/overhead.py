@@ -23,7 +23,15 @@ from typing import Any
 from . import arm
 from .baseline import run_baseline
 from .environment import BenchError, Cluster, OperatorProcess, ReadyWatcher, SimulatorProcess, audit_time
-from .scenario import TARGET_VERSION, UPDATE_DOMAINS, create_scale_set, namespace, scale_set_image, subscription
+from .scenario import (
+    TARGET_VERSION,
+    UPDATE_DOMAINS,
+    SimulatedScaleSet,
+    create_scale_set,
+    namespace,
+    scale_set_image,
+    subscription,
+)
 
 RESOURCE_GROUP = "rg-overhead"
 
@@ -154,7 +162,7 @@ class OverheadBench:
     seq: int = 0
     runs: int = 0
 
-    def _scale_set(self, driver: str, upgrade_seconds: float) -> Any:
+    def _scale_set(self, driver: str, upgrade_seconds: float) -> SimulatedScaleSet:
         self.runs += 1
         return create_scale_set(
             self.simulator,

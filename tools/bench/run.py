@@ -180,7 +180,10 @@ def _overhead_fields(details: dict[str, Any], poll_real: float) -> dict[str, Any
 def _fleet(args: argparse.Namespace, cluster: Cluster, folder: Path, watcher: ReadyWatcher) -> dict[str, Any]:
     scale = args.fleet_time_scale
     settings = scaled_settings(scale, args.poll_seconds)
-    idle = args.idle_seconds or 2 * float(settings["SCALESET_IMAGE_STEADY_SECONDS"])
+    steady = float(settings["SCALESET_IMAGE_STEADY_SECONDS"])
+    idle = args.idle_seconds or 2 * steady
+    if idle < steady:
+        _log(f"fleet: the idle window ({idle:g} s) is shorter than one steady interval ({steady:g} s): expect 0 reads")
     plan = FleetPlan(
         size=args.fleet_size,
         instances=args.fleet_instances,
@@ -227,6 +230,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         _parser().error(f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
+    for name in ("repeats", "instances", "fleet_size", "fleet_instances", "fleet_subscriptions", "planner_calls"):
+        if getattr(args, name) < 1:
+            _parser().error(f"--{name.replace('_', '-')} must be at least 1")
+    for name in ("time_scale", "fleet_time_scale", "poll_seconds", "fleet_upgrade_seconds", "fleet_timeout_ratio"):
+        if not getattr(args, name) > 0:
+            _parser().error(f"--{name.replace('_', '-')} must be positive")
+    if args.planner_instances < 5 or args.pause_seconds < 0 or args.idle_seconds < 0:
+        _parser().error("--planner-instances must be at least 5; --pause-seconds and --idle-seconds not negative")
+    try:
+        t_values = [float(t) for t in args.upgrade_seconds.split(",") if t.strip()]
+    except ValueError:
+        t_values = []
+    if not t_values or min(t_values) <= 0:
+        _parser().error(f"--upgrade-seconds takes positive numbers separated by commas, not {args.upgrade_seconds!r}")
     started = time.time()
     results: dict[str, Any] = {
         "parts": parts,
