@@ -16,12 +16,9 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 import shlex
 import shutil
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -31,6 +28,7 @@ import pytest
 import yaml
 
 from cluster.clusterkit import CRD, OPERATOR_NAMESPACE, REPO, Kubectl
+from component.simkit import run_plan
 from scaleset_image_operator.core.quantities import format_duration, parse_duration, parse_int_or_percent
 from scaleset_image_operator.reconciler import ABORT_ANNOTATION, APPROVE_ANNOTATION, Resource, read_controls
 from scaleset_image_operator.simulator import SimulatorConfig, SimulatorControl, SimulatorThread
@@ -204,26 +202,6 @@ def publish_target(control: SimulatorControl, image: Mapping[str, Any]) -> None:
     names = {part: value[part] for part in ("publisher", "offer", "sku")}
     version = str(value["version"])
     control.publish_image(**names, versions=["0.0.2" if version.lower() == "latest" else version])
-
-
-def run_plan(simulator: SimulatorThread, manifest: Path) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "AZURE_TENANT_ID": "72f988bf-86f1-41af-91ab-2d7cd011db47",
-        "AZURE_CLIENT_ID": "04b07795-8ddb-461a-bbee-02f9e1bf7b46",
-        "AZURE_CLIENT_SECRET": "examples",
-        "AZURE_AUTHORITY_HOST": simulator.url,
-        "SCALESET_IMAGE_ARM_ENDPOINT": simulator.url,
-        "SCALESET_IMAGE_CA_BUNDLE": str(simulator.ca_file),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "scaleset_image_operator.cli", "plan", "-f", str(manifest)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def plan_header(out: str) -> dict[str, str]:

@@ -7,10 +7,14 @@ real client would send; the waits poll with a deadline instead of sleeping.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from azure.core.credentials import AccessToken
@@ -183,3 +187,24 @@ def most_instances_updating_at_once(transitions: list[dict[str, Any]]) -> int:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def run_plan(simulator: Any, manifest: Path) -> subprocess.CompletedProcess[str]:
+    """``scaleset-image plan -f manifest`` as a person runs it, with the simulator as ARM and as the token authority."""
+    env = {
+        **os.environ,
+        "AZURE_TENANT_ID": TENANT_ID,
+        "AZURE_CLIENT_ID": CLIENT_ID,
+        "AZURE_CLIENT_SECRET": "plan",
+        "AZURE_AUTHORITY_HOST": simulator.url,
+        "SCALESET_IMAGE_ARM_ENDPOINT": simulator.url,
+        "SCALESET_IMAGE_CA_BUNDLE": str(simulator.ca_file),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "scaleset_image_operator.cli", "plan", "-f", str(manifest)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

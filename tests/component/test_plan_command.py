@@ -2,35 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
-from component.simkit import ScaleSet
+from component.simkit import ScaleSet, run_plan
 from scaleset_image_operator.simulator import SimulatorControl, SimulatorThread
-
-
-def run_plan(simulator: SimulatorThread, manifest: Path) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "AZURE_TENANT_ID": "tenant",
-        "AZURE_CLIENT_ID": "plan",
-        "AZURE_CLIENT_SECRET": "s",
-        "AZURE_AUTHORITY_HOST": simulator.url,
-        "SCALESET_IMAGE_ARM_ENDPOINT": simulator.url,
-        "SCALESET_IMAGE_CA_BUNDLE": str(simulator.ca_file),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "scaleset_image_operator.cli", "plan", "-f", str(manifest)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def write_manifest(path: Path, scale_set: ScaleSet, image: dict[str, object]) -> Path:
