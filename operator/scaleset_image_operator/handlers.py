@@ -2,11 +2,14 @@
 
 Create, update (spec, labels or annotations), resume and a timer all run the same reconcile pass, one pass at
 a time per object (a lock per object: kopf runs timers beside change handlers). Each pass writes the whole
-status once, as one merge patch to ``/status``, posts the pass's Events, and sets when the timer should look
-again (the reconciler's requeue). Deleting a ScaleSetImage stops management and changes nothing in Azure. kopf
-keeps its timers' objects under the finalizer ``scaleset.dev/operator``, which the running operator removes at
-once on deletion (``forget`` only drops in-memory state); with no operator running, a deletion waits for it
-(docs/operations.md says how to remove it by hand). Errors never escape a pass: the reconciler classified them.
+status once, as one merge patch to ``/status`` (none when the status is what the cluster already holds), posts
+the pass's Events, and sets when the timer should look again (the reconciler's requeue; a tick that finds the
+pass due before the next tick waits for that moment, so a requeue is kept, not rounded up to a tick). A new
+object is reconciled once, by whichever of the create handler and the first timer tick comes first. Deleting a
+ScaleSetImage stops management and changes nothing in Azure. kopf keeps its timers' objects under the finalizer
+``scaleset.dev/operator``, which the running operator removes at once on deletion (``forget`` only drops
+in-memory state); with no operator running, a deletion waits for it (docs/operations.md says how to remove it by
+hand). Errors never escape a pass: the reconciler classified them.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 
+DUE_SLACK = 0.01
+"""Seconds a timer pass may start before its due time (clock and sleep granularity)."""
+
 
 @dataclass
 class OperatorState:
@@ -33,6 +39,8 @@ class OperatorState:
 
     reconciler: Reconciler
     clock: Callable[[], float] = time.monotonic
+    tick: float = 0.0
+    """The timer's interval: a tick that finds a pass due before the next tick waits for that moment."""
     locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
     due: dict[tuple[str, str], float] = field(default_factory=dict)
     statuses: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
@@ -42,15 +50,26 @@ class OperatorState:
 
 async def run_pass(body: kopf.Body, patch: kopf.Patch, state: OperatorState, *, trigger: str) -> None:
     key = (str(body.metadata.namespace), str(body.metadata.name))
+    if trigger == "timer" and key in state.due:
+        wait = state.due[key] - state.clock()
+        if wait > state.tick:
+            return
+        if wait > 0:
+            await asyncio.sleep(wait)  # due before the next tick: run on time, not a tick late
     lock = state.locks.setdefault(key, asyncio.Lock())
     async with lock:
-        if trigger == "timer" and state.clock() < state.due.get(key, 0.0):
-            return
+        due = state.due.get(key)
+        if trigger == "timer" and due is not None and state.clock() < due - DUE_SLACK:
+            return  # another trigger's pass ran meanwhile and moved the due time
+        if trigger in ("create", "resume") and due is not None and state.clock() < due:
+            return  # the first timer tick has reconciled this object already
         known = state.statuses.get(key)
         resource = resource_from_body(body, known)
         started = state.clock()
         result = await state.reconciler.reconcile(resource)
-        patch.status.update(status_patch(resource.status, result.status))
+        stored = {k: v for k, v in (body.get("status") or {}).items() if k != "kopf"}
+        if _merged(result.status) != _merged(resource.status) or _merged(result.status) != _merged(stored):
+            patch.status.update(status_patch(resource.status, result.status))
         state.statuses[key] = result.status
         requeue = result.requeue_after
         state.due[key] = state.clock() + (requeue if requeue is not None else 3600.0)
@@ -59,6 +78,15 @@ async def run_pass(body: kopf.Body, patch: kopf.Patch, state: OperatorState, *, 
             log_event(key, event, result.status)
         for listener in state.on_pass:
             listener(key, result, state.clock() - started, dict(resource.status))
+
+
+def _merged(value: Any) -> Any:
+    """``value`` as the apiserver stores it after a JSON merge patch: keys whose value is null are absent."""
+    if isinstance(value, dict):
+        return {k: _merged(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_merged(v) for v in value]
+    return value
 
 
 def log_event(key: tuple[str, str], event: Event, status: dict[str, Any]) -> None:
@@ -80,6 +108,11 @@ def log_event(key: tuple[str, str], event: Event, status: dict[str, Any]) -> Non
     log.log(level, "%s/%s %s: %s", key[0], key[1], event.reason, event.message, extra=fields)
 
 
+def timer_interval(settings: Settings) -> float:
+    """How often kopf's timer looks at each object (a pass runs only when the object's requeue is due)."""
+    return max(0.2, min(settings.poll_seconds, 5.0))
+
+
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
@@ -88,7 +121,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, labels: dict[s
     """Attach the handlers to ``registry`` (nothing is registered at import time)."""
     kopf_labels: dict[str, Any] = {k: (kopf.PRESENT if v is None else v) for k, v in labels.items()}
     resource = (GROUP, VERSION, PLURAL)
-    tick = max(0.2, min(settings.poll_seconds, 5.0))
+    tick = timer_interval(settings)
 
     async def changed(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, reason: str, **_: Any) -> None:
         await run_pass(body, patch, memo["state"], trigger=reason)
@@ -101,6 +134,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, labels: dict[s
         state: OperatorState = memo["state"]
         for table in (state.locks, state.due, state.statuses):
             table.pop(key, None)
+        state.reconciler.forget(*key)
         for listener in state.on_forget:
             listener(key)
 

@@ -24,6 +24,14 @@ class ScaleSetGateway(Protocol):
         """The scale set's model and every instance (one VM list), and the operation's state if one is given."""
         ...
 
+    async def model_etag(self, ref: ScaleSetRef) -> str:
+        """Only the etag of the scale set's model (one read): it changes with every change of the model."""
+        ...
+
+    async def operation_status(self, ref: ScaleSetRef, operation_url: str) -> OperationView:
+        """Only the state of an operation the operator started (one read), while a batch runs."""
+        ...
+
     async def resolve_image(self, ref: ScaleSetRef, image: Image, location: str) -> Image:
         """The concrete image a spec names (``latest`` becomes the newest published version)."""
         ...

@@ -5,6 +5,15 @@ the local engine used by ``make demo`` and the crash tests, and ``scaleset-image
 whole new status (written once by the caller), the Kubernetes Events worth posting, and when to look again.
 Azure problems are classified by the adapter; here they become a ``Degraded`` condition (permanent ones) or a
 requeue after the time Azure asked for (transient ones). Nothing here knows about kopf.
+
+While a batch's operation runs and nothing else asks for a decision (no spec change, no abort, no problem on
+record, the health timeout not reached), the planner can only wait for that operation, so a pass reads only the
+operation's status (one read instead of three) and changes nothing; the full observation comes once it is done.
+Its polls are adaptive: once a batch of this rollout has finished, the next one is not polled before about 80 %
+of that batch's duration has passed, then every ``poll_seconds``. Likewise a settled ScaleSetImage (Succeeded,
+Ready, nothing on record) reads only the scale set's model at its steady check; the instances are listed again
+when the model's etag has changed since they were last listed (an image edit, a scale-out or -in), or when
+that was ``FULL_CHECK_PASSES`` steady intervals ago. Instances leave the model only when the model changes.
 """
 
 from __future__ import annotations
@@ -20,7 +29,9 @@ from .core.planner import (
     Controls,
     Decision,
     EnforceManualUpgradePolicy,
+    InFlight,
     Phase,
+    Progress,
     UpdateModel,
     UpgradeInstances,
     plan,
@@ -31,6 +42,10 @@ from .ports import Observation, ScaleSetGateway
 from .settings import Settings
 
 APPROVE_ANNOTATION = "scaleset.dev/approve-batch"
+ESTIMATE_SHARE = 0.8
+"""A running batch is first polled after this share of the previous batch's duration (then every poll)."""
+FULL_CHECK_PASSES = 3
+"""A settled ScaleSetImage has its instances listed at least every this many steady checks."""
 ABORT_ANNOTATION = "scaleset.dev/abort"
 
 
@@ -96,6 +111,11 @@ class Reconciler:
         self._gateway = gateway
         self._settings = settings
         self._clock = clock
+        self._settled: dict[tuple[str, str], tuple[str, float]] = {}
+        """Per settled ScaleSetImage: the model's etag when its instances were last listed, and when."""
+
+    def forget(self, namespace: str, name: str) -> None:
+        self._settled.pop((namespace, name), None)
 
     def _requeue(self, seconds: float | None) -> float:
         return min(
@@ -110,9 +130,26 @@ class Reconciler:
             return self._problem(resource, "InvalidSpec", f"invalid spec: {message}", now, requeue=None)
         controls, notes = read_controls(resource)
         progress = progress_from_status(resource.status)
-        operation_url = progress.in_flight.operation if progress.in_flight and progress.in_flight.operation else None
+        in_flight = progress.in_flight
+        operation_url = in_flight.operation if in_flight and in_flight.operation else None
+        key = (resource.namespace, resource.name)
+        settled = self._settled.pop(key, None)
         try:
-            observation = await self._gateway.observe(spec.scale_set, operation_url)
+            if (
+                settled is not None
+                and self._only_the_model_matters(resource, spec, controls, notes, settled, now)
+                and await self._gateway.model_etag(spec.scale_set) == settled[0]
+            ):
+                self._settled[key] = settled
+                return PassResult(dict(resource.status), self._requeue(self._settings.steady_seconds))
+            operation = None
+            if operation_url and self._only_operation_matters(resource, spec, controls, progress, notes, now):
+                operation = await self._gateway.operation_status(spec.scale_set, operation_url)
+                if not operation.done:
+                    return PassResult(dict(resource.status), self._requeue(self._operation_poll(resource, now)))
+            observation = await self._gateway.observe(spec.scale_set, None if operation else operation_url)
+            if operation is not None:
+                observation = dataclasses.replace(observation, operation=operation)
             desired = await self._gateway.resolve_image(spec.scale_set, spec.image, observation.scale_set.location)
         except AzureProblem as problem:
             return self._azure_problem(resource, problem, now)
@@ -168,12 +205,70 @@ class Reconciler:
             now=now,
             previous=resource.status,
         )
+        _remember_batch_time(status, resource.status, observation, in_flight, now)
         requeue = decision.requeue_after
         if requeue is None:
             requeue = self._settings.steady_seconds
+            if decision.phase is Phase.SUCCEEDED and decision.action is None and not decision.degraded:
+                self._settled[key] = (observation.scale_set.etag, now)
         events = tuple(_events(resource.status, status, decision, notes))
         kind = "degraded" if decision.degraded and decision.phase in (Phase.HALTED, Phase.FAILED) else "success"
         return PassResult(status, self._requeue(requeue), events, decision, observation, kind)
+
+    def _only_operation_matters(
+        self,
+        resource: Resource,
+        spec: ScaleSetImageSpec,
+        controls: Controls,
+        progress: Progress,
+        notes: list[str],
+        now: float,
+    ) -> bool:
+        """Whether the planner could only wait for the in-flight operation (see the module's docstring)."""
+        in_flight = progress.in_flight
+        status = resource.status
+        return (
+            in_flight is not None
+            and progress.outcome is None
+            and not controls.abort
+            and not notes
+            and status.get("observedGeneration") == resource.generation
+            and status.get("phase") in (Phase.ROLLING_OUT.value, Phase.ROLLING_BACK.value, Phase.UPDATING_MODEL.value)
+            and _condition(status, "Degraded").get("status") != "True"
+            and now < in_flight.started_at + spec.rollout.health_timeout_seconds
+        )
+
+    def _only_the_model_matters(
+        self,
+        resource: Resource,
+        spec: ScaleSetImageSpec,
+        controls: Controls,
+        notes: list[str],
+        settled: tuple[str, float],
+        now: float,
+    ) -> bool:
+        """Whether a settled ScaleSetImage's steady check may read only the model (see the module's docstring)."""
+        status = resource.status
+        return (
+            not spec.image.is_latest
+            and not controls.abort
+            and not notes
+            and now - settled[1] < FULL_CHECK_PASSES * self._settings.steady_seconds
+            and status.get("observedGeneration") == resource.generation
+            and status.get("phase") == Phase.SUCCEEDED.value
+            and _condition(status, "Ready").get("status") == "True"
+            and _condition(status, "Degraded").get("status") != "True"
+        )
+
+    def _operation_poll(self, resource: Resource, now: float) -> float:
+        """When to read a running operation again: every poll, but not before most of the time the previous
+        batch of this rollout took has passed."""
+        poll = self._settings.poll_seconds
+        progress = progress_from_status(resource.status)
+        estimate = (resource.status.get("rollout") or {}).get("batchSeconds")
+        if progress.in_flight is None or not isinstance(estimate, int | float):
+            return poll
+        return max(poll, progress.in_flight.started_at + ESTIMATE_SHARE * estimate - now)
 
     def _recent_refusal(self, resource: Resource, decision: Decision, now: float) -> dict[str, Any] | None:
         """An image Azure refused for this generation is not sent again until the spec changes or
@@ -237,6 +332,27 @@ class Reconciler:
             return PassResult(status, self._requeue(problem.retry_after), events, None, observation, "transient")
         requeue = self._settings.steady_seconds
         return self._problem(resource, problem.reason, problem.message, now, requeue=requeue, observation=observation)
+
+
+def _remember_batch_time(
+    status: dict[str, Any],
+    previous: Mapping[str, Any],
+    observation: Observation,
+    in_flight: InFlight | None,
+    now: float,
+) -> None:
+    """Keep in ``status.rollout.batchSeconds`` how long the last finished batch of this rollout took (to when the
+    operator saw it end), the estimate ``_operation_poll`` uses; a new rollout starts without one."""
+    rollout = status.get("rollout")
+    if not isinstance(rollout, dict):
+        return
+    operation = observation.operation
+    if in_flight is not None and operation is not None and operation.done and operation.url == in_flight.operation:
+        rollout["batchSeconds"] = round(max(0.0, now - in_flight.started_at), 3)
+        return
+    known = (previous.get("rollout") or {}).get("batchSeconds")
+    if isinstance(known, int | float) and status.get("startedAt") == previous.get("startedAt"):
+        rollout["batchSeconds"] = known
 
 
 def _condition(status: Mapping[str, Any], kind: str) -> Mapping[str, Any]:

@@ -33,7 +33,7 @@ def gateway(settings: Settings, credential: AsyncTokenCredential) -> AzureGatewa
         arm_scope=settings.arm_scope,
         connection_verify=settings.connection_verify,
         retry_after_cap=settings.retry_after_cap,
-        budget_per_minute=settings.budget_per_minute,
+        budget_share=settings.budget_share,
         image_cache_seconds=settings.image_cache_seconds,
     )
     return AzureGateway(credential, options, clock=time.monotonic)

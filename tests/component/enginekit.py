@@ -39,8 +39,8 @@ RUN_TIMEOUT = 10.0
 RETRY_AFTER_CAP = 5.0
 """Longest Retry-After (real seconds) the gateway waits inside one call."""
 
-BUDGET_PER_MINUTE = 6000.0
-"""The operator's own request budget per subscription: high, because the engine polls every 50 ms here
+BUDGET_SHARE = 20.0
+"""The operator's own request budget: 20 times Compute's limits, because the engine polls every 50 ms here
 (Azure's throttling still applies: the simulator's buckets run on simulated time)."""
 
 
@@ -109,7 +109,7 @@ async def engine_on(
         ca_bundle=simulator.ca_file,
         poll_seconds=POLL_SECONDS,
         retry_after_cap=retry_after_cap,
-        budget_per_minute=BUDGET_PER_MINUTE,
+        budget_share=BUDGET_SHARE,
     )
     async with ClientSecretCredential(
         TENANT_ID, CLIENT_ID, "any-secret", authority=simulator.url, connection_verify=ca
@@ -121,7 +121,7 @@ async def engine_on(
                 arm_scope=settings.arm_scope,
                 connection_verify=ca,
                 retry_after_cap=settings.retry_after_cap,
-                budget_per_minute=settings.budget_per_minute,
+                budget_share=settings.budget_share,
             ),
             clock=time.monotonic,
         )

@@ -253,6 +253,7 @@ async def drive(simulator: SimulatorThread, control: SimulatorControl, subscript
         written: list[Image] = []
         try:
             first = await gateway.observe(rolling_out, None)
+            assert await gateway.model_etag(rolling_out) == first.scale_set.etag
             latest = await gateway.resolve_image(
                 rolling_out, Image.platform(**JAMMY, version="latest"), first.scale_set.location
             )
@@ -261,6 +262,7 @@ async def drive(simulator: SimulatorThread, control: SimulatorControl, subscript
             instance = first.scale_set.instances[0].instance_id
             operation = await gateway.upgrade_instances(rolling_out, (instance,))
             assert operation, "manualUpgrade answered no operation URL"
+            assert (await gateway.operation_status(rolling_out, operation)).url == operation
             await settled(gateway, rolling_out, operation)
             for image in (
                 Image.of(ImageKind.ID, f"{gallery_image}/versions/1.0.0"),

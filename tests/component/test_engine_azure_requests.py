@@ -123,3 +123,40 @@ async def test_a_short_retry_after_is_waited_inside_the_call_and_the_rollout_goe
     assert first.result == "success"
     assert result.status["phase"] == "Succeeded"
     assert control.stats()["throttled"] >= 1
+
+
+async def test_while_a_batch_runs_a_pass_reads_only_its_operation(
+    simulator: SimulatorThread, control: SimulatorControl, scale_sets: Callable[..., ScaleSet]
+) -> None:
+    # Each batch takes 12 simulated seconds, 0.2 s here: several polls of 0.05 s.
+    scale_set = scale_sets(image=jammy(), capacity=10, updateDomains=5, upgradeSeconds=12, healthWarmupSeconds=0)
+
+    async with engine_on(simulator, ssi(scale_set)) as engine:
+        result = await run_until(engine, settled)
+
+    assert result.status["phase"] == "Succeeded"
+    entries = sorted(control.audit(), key=lambda e: int(e["seq"]))
+    upgrades = {
+        e["operationId"]: e
+        for e in entries
+        if e["kind"] == "operation"
+        and e.get("name") == "VirtualMachineScaleSets_UpdateInstances"
+        and e["status"] == "InProgress"
+        and str(e.get("scaleSet", "")).endswith(scale_set.name)
+    }
+    assert len(upgrades) == 5
+    for op_id, started in upgrades.items():
+        ended = next(
+            e
+            for e in entries
+            if e["kind"] == "operation" and e.get("operationId") == op_id and e["status"] != "InProgress"
+        )
+        during = [e for e in entries if e["kind"] == "request" and started["seq"] < e["seq"] < ended["seq"]]
+        scale_set_reads = [e["operation"] for e in during if e["scaleSet"] and e["method"] == "GET"]
+        operation_reads = [e for e in during if e["operation"] == "Operations_Get" and op_id in e["path"]]
+        assert scale_set_reads == [], f"operation {op_id}: the scale set was read while its batch ran"
+        assert operation_reads, f"operation {op_id}: its status was never read while it ran"
+    counted = requests_by_operation(control, scale_set)
+    operation_reads = sum(1 for e in entries if e["kind"] == "request" and e["operation"] == "Operations_Get")
+    # Reads of the scale set: a few before the model write, then about one observation per batch and health check.
+    assert counted["VirtualMachineScaleSets_Get"] < operation_reads

@@ -20,6 +20,7 @@ from component.enginekit import (
 )
 from component.simkit import JAMMY_VERSIONS, ScaleSet, image_patch, jammy, scale_set_stats
 from scaleset_image_operator.engine import LocalEngine, settled
+from scaleset_image_operator.settings import Settings
 from scaleset_image_operator.simulator import SimulatorControl, SimulatorThread
 
 
@@ -105,3 +106,29 @@ async def test_an_out_of_band_model_edit_during_a_rollout_halts_it_and_is_not_ov
     assert await model_version(compute, scale_set) == JAMMY_VERSIONS[1]
     assert scale_set_stats(control.stats(), scale_set)["modelWrites"] == 2
     assert count_requests(control, scale_set, "VirtualMachineScaleSets_UpdateInstances") == 2
+
+
+async def test_a_settled_check_reads_only_the_model_until_the_model_changes(
+    simulator: SimulatorThread, control: SimulatorControl, scale_set: ScaleSet, compute: ComputeManagementClient
+) -> None:
+    async with engine_on(simulator, ssi(scale_set)) as engine:
+        done = await run_until(engine, settled)
+        reads = (
+            count_requests(control, scale_set, "VirtualMachineScaleSets_Get"),
+            count_requests(control, scale_set, "VirtualMachineScaleSetVMs_List"),
+        )
+        quiet = [await engine.step() for _ in range(2)]
+        after_quiet = (
+            count_requests(control, scale_set, "VirtualMachineScaleSets_Get"),
+            count_requests(control, scale_set, "VirtualMachineScaleSetVMs_List"),
+        )
+        # Someone scales out: the model (its capacity) changes, so the next check lists the instances again.
+        await patch(compute, scale_set, {"sku": {"capacity": 8}})
+        changed = await engine.step()
+        listed = count_requests(control, scale_set, "VirtualMachineScaleSetVMs_List")
+
+    assert [q.status for q in quiet] == [done.status, done.status]
+    assert all(q.requeue_after == Settings().steady_seconds for q in quiet)
+    assert after_quiet == (reads[0] + 2, reads[1])
+    assert listed == reads[1] + 1
+    assert changed.status["instances"]["total"] == 8

@@ -136,5 +136,13 @@ async def test_domains_report_their_progress_while_the_rollout_runs(
 
     states = [tuple(d["state"] for d in r.status["domains"]) for r in passes]
     assert ("Succeeded", "Upgrading", "Pending") in states
-    assert ("Succeeded", "Succeeded", "Pending") in states
+    assert ("Succeeded", "Succeeded", "Upgrading") in states
+    # A domain is Upgrading from the pass that starts its batch (passes then read only the operation), never before.
+    assert all(
+        states.index(later) > states.index(earlier)
+        for earlier, later in [
+            (("Upgrading", "Pending", "Pending"), ("Succeeded", "Upgrading", "Pending")),
+            (("Succeeded", "Upgrading", "Pending"), ("Succeeded", "Succeeded", "Upgrading")),
+        ]
+    )
     assert states[-1] == ("Succeeded", "Succeeded", "Succeeded")

@@ -32,7 +32,7 @@ def _gateway(simulator: SimulatorThread, credential: Any) -> AzureGateway:
             arm_scope="https://management.azure.com/.default",
             connection_verify=str(simulator.ca_file),
             retry_after_cap=2.0,
-            budget_per_minute=1000,
+            budget_share=4.0,
         ),
         clock=time.monotonic,
     )

@@ -18,11 +18,11 @@ def test_no_environment_gives_the_documented_defaults() -> None:
     assert (settings.arm_endpoint, settings.arm_scope) == (PUBLIC_ARM_ENDPOINT, "https://management.azure.com/.default")
     assert (settings.poll_seconds, settings.steady_seconds, settings.retry_after_cap, settings.max_requeue) == (
         10.0,
-        300.0,
+        600.0,
         30.0,
         900.0,
     )
-    assert (settings.budget_per_minute, settings.image_cache_seconds, settings.metrics_port) == (300.0, 300.0, 8080)
+    assert (settings.budget_share, settings.image_cache_seconds, settings.metrics_port) == (0.5, 300.0, 8080)
     assert (settings.ca_bundle, settings.allow_http, settings.namespaces, settings.label_selector) == (
         None,
         False,
@@ -41,7 +41,7 @@ def test_no_environment_gives_the_documented_defaults() -> None:
         ("SCALESET_IMAGE_STEADY_SECONDS", "60", "steady_seconds", 60.0),
         ("SCALESET_IMAGE_RETRY_AFTER_CAP", "5", "retry_after_cap", 5.0),
         ("SCALESET_IMAGE_MAX_REQUEUE", "120", "max_requeue", 120.0),
-        ("SCALESET_IMAGE_BUDGET_PER_MINUTE", "1e3", "budget_per_minute", 1000.0),
+        ("SCALESET_IMAGE_BUDGET_SHARE", "0.25", "budget_share", 0.25),
         ("SCALESET_IMAGE_IMAGE_CACHE_SECONDS", "0", "image_cache_seconds", 0.0),
         ("SCALESET_IMAGE_METRICS_PORT", "9090", "metrics_port", 9090),
         ("SCALESET_IMAGE_NAMESPACES", "web", "namespaces", ("web",)),
@@ -130,7 +130,7 @@ def test_a_ca_bundle_that_is_not_a_file_is_refused(tmp_path: Path, name: str) ->
         ("SCALESET_IMAGE_STEADY_SECONDS", "5m"),
         ("SCALESET_IMAGE_RETRY_AFTER_CAP", "30,5"),
         ("SCALESET_IMAGE_MAX_REQUEUE", "-"),
-        ("SCALESET_IMAGE_BUDGET_PER_MINUTE", "lots"),
+        ("SCALESET_IMAGE_BUDGET_SHARE", "lots"),
         ("SCALESET_IMAGE_IMAGE_CACHE_SECONDS", "1h"),
         ("SCALESET_IMAGE_METRICS_PORT", "80.5"),
         ("SCALESET_IMAGE_METRICS_PORT", "http"),
@@ -156,7 +156,7 @@ def test_a_settings_error_is_a_value_error() -> None:
         "SCALESET_IMAGE_STEADY_SECONDS",
         "SCALESET_IMAGE_RETRY_AFTER_CAP",
         "SCALESET_IMAGE_MAX_REQUEUE",
-        "SCALESET_IMAGE_BUDGET_PER_MINUTE",
+        "SCALESET_IMAGE_BUDGET_SHARE",
     ],
 )
 @pytest.mark.parametrize("raw", ["0", "-1"])
@@ -172,7 +172,7 @@ def test_a_delay_or_budget_that_is_not_positive_is_refused(variable: str, raw: s
         "SCALESET_IMAGE_STEADY_SECONDS",
         "SCALESET_IMAGE_RETRY_AFTER_CAP",
         "SCALESET_IMAGE_MAX_REQUEUE",
-        "SCALESET_IMAGE_BUDGET_PER_MINUTE",
+        "SCALESET_IMAGE_BUDGET_SHARE",
     ],
 )
 def test_a_value_that_is_not_positive_is_refused_naming_the_variable(variable: str) -> None:

@@ -419,6 +419,20 @@ def test_a_domain_state_summarises_its_instances(instances: list[InstanceView], 
     assert summary["state"] == state
 
 
+def test_the_instances_of_the_batch_in_flight_are_upgrading_from_its_start_until_upgraded() -> None:
+    instances = [an_instance(n, image=image, update_domain=0) for n, image in (("0", OLD), ("1", OLD), ("2", NEW))]
+    in_flight = ("0", "2")
+
+    assert [instance_state(i, NEW, HealthMode.AUTO, in_flight) for i in instances] == [
+        "upgrading",  # started, still on the old image: the operator only reads the operation while it runs
+        "pending",  # not in the batch
+        "upgraded",  # in the batch and done
+    ]
+    assert counts(instances, NEW, HealthMode.AUTO, in_flight)["upgrading"] == 1
+    [summary] = domains(instances, NEW, Strategy.UPDATE_DOMAIN, HealthMode.AUTO, in_flight)
+    assert summary["state"] == "Upgrading"
+
+
 def test_update_domains_are_listed_in_numeric_order() -> None:
     instances = [an_instance(str(n), update_domain=n) for n in (10, 2, 0, 1)]
     assert [d["domain"] for d in domains(instances, NEW, Strategy.UPDATE_DOMAIN, HealthMode.AUTO)] == [0, 1, 2, 10]

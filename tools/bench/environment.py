@@ -363,7 +363,7 @@ def scaled_settings(time_scale: float, poll_seconds: float) -> dict[str, str]:
         "SCALESET_IMAGE_STEADY_SECONDS": f"{defaults.steady_seconds / time_scale:.6g}",
         "SCALESET_IMAGE_RETRY_AFTER_CAP": f"{defaults.retry_after_cap / time_scale:.6g}",
         "SCALESET_IMAGE_MAX_REQUEUE": f"{defaults.max_requeue / time_scale:.6g}",
-        "SCALESET_IMAGE_BUDGET_PER_MINUTE": f"{defaults.budget_per_minute * time_scale:.6g}",
+        "SCALESET_IMAGE_BUDGET_SHARE": f"{defaults.budget_share * time_scale:.6g}",
         "SCALESET_IMAGE_IMAGE_CACHE_SECONDS": f"{defaults.image_cache_seconds / time_scale:.6g}",
     }
 

@@ -29,6 +29,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from scaleset_image_operator.reconciler import FULL_CHECK_PASSES
+
 from .environment import (
     REPO,
     BenchError,
@@ -79,7 +81,10 @@ def _parser() -> argparse.ArgumentParser:
         "--fleet-upgrade-seconds", type=float, default=300.0, help="instance upgrade time, simulated (default: 300)"
     )
     fleet.add_argument(
-        "--idle-seconds", type=float, default=0.0, help="REAL seconds of the idle window (default: 2 steady intervals)"
+        "--idle-seconds",
+        type=float,
+        default=0.0,
+        help="REAL seconds of the idle window (default: one cycle of steady checks, 3 intervals)",
     )
     fleet.add_argument(
         "--fleet-timeout-ratio", type=float, default=4.0, help="give up waiting after this many ideal rollouts (4)"
@@ -181,7 +186,7 @@ def _fleet(args: argparse.Namespace, cluster: Cluster, folder: Path, watcher: Re
     scale = args.fleet_time_scale
     settings = scaled_settings(scale, args.poll_seconds)
     steady = float(settings["SCALESET_IMAGE_STEADY_SECONDS"])
-    idle = args.idle_seconds or 2 * steady
+    idle = args.idle_seconds or FULL_CHECK_PASSES * steady
     if idle < steady:
         _log(f"fleet: the idle window ({idle:g} s) is shorter than one steady interval ({steady:g} s): expect 0 reads")
     plan = FleetPlan(

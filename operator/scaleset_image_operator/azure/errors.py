@@ -3,6 +3,7 @@
     AzureProblem                      what went wrong, as a Degraded reason and a sentence
     ├── Transient                     try again after ``retry_after`` seconds; nothing is known to be wrong
     │   ├── Throttled                 429: Azure asked us to wait (AzureThrottled)
+    │   ├── BudgetSpent               the operator's own request budget is spent for now (RequestBudgetSpent)
     │   ├── Unavailable               5xx, connection reset, timeout (AzureUnavailable)
     │   ├── Conflict                  409: another operation holds the scale set or instance (AzureConflict)
     │   └── PreconditionFailed        412: the model changed since it was read; observe again (ModelChanged)
@@ -51,6 +52,12 @@ class Transient(AzureProblem):
 
 class Throttled(Transient):
     reason = "AzureThrottled"
+
+
+class BudgetSpent(Transient):
+    """The operator's own per-policy request budget (``budget.RequestBudget``) is spent: Azure did not throttle."""
+
+    reason = "RequestBudgetSpent"
 
 
 class Unavailable(Transient):

@@ -2,12 +2,16 @@
 
 What it promises the reconciler:
 - one observation = one scale-set GET + one VM list with ``$expand=instanceView`` (pages followed by the SDK),
-  plus one GET of the in-flight operation's status URL when there is one; never a call per instance;
+  plus one GET of the in-flight operation's status URL when there is one; never a call per instance; while a
+  batch runs, ``operation_status`` reads only the operation;
 - a model write is a PATCH holding only the image fields, guarded by ``If-Match`` with the etag read;
 - ``manualUpgrade`` is started without waiting (``polling=False``) and its ``Azure-AsyncOperation`` URL returned,
   so the operation can be awaited across operator restarts instead of being repeated;
 - ``Retry-After`` is honoured inside a call only up to ``retry_after_cap``; a longer one ends the call as
-  ``Throttled`` and blocks the subscription until then (``budget``);
+  ``Throttled`` and blocks the subscription until then (``budget``); every request first takes its tokens from
+  the operator's own budget for its Compute policy;
+- one TLS context per gateway: with a CA bundle, azure-core would build a new one per request (``connection_verify``
+  as a path), so no connection would be reused; the clients share one aiohttp connector built with it instead;
 - every answer's status code and ``x-ms-ratelimit-remaining-*`` headers go to ``AzureStats``.
 
 Every endpoint, CA bundle and authority comes from ``Settings``; that is how the simulator is used.
@@ -16,24 +20,28 @@ Every endpoint, CA bundle and authority comes from ``Settings``; that is how the
 from __future__ import annotations
 
 import re
+import ssl
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from azure.core import MatchConditions
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import HttpResponseError
 from azure.core.pipeline import PipelineResponse
 from azure.core.pipeline.policies import AsyncRetryPolicy
+from azure.core.pipeline.transport import AioHttpTransport
 from azure.core.rest import HttpRequest
 from azure.mgmt.compute.aio import ComputeManagementClient
 from azure.mgmt.compute.models import VirtualMachineScaleSetUpdate, VirtualMachineScaleSetVMInstanceRequiredIDs
 
 from ..core.images import Image, ImageKind
+from ..core.observation import OperationView
 from ..core.spec import ScaleSetRef
 from ..ports import Observation
-from .budget import RequestBudget
+from .budget import IMAGE_LIST, MODEL_WRITE, OPERATION_GET, SCALE_SET_GET, UPGRADE, VM_LIST, RequestBudget
 from .convert import operation_from_arm, scale_set_from_arm
 from .credentials import RenewableCredential
 from .errors import AuthFailed, AzureProblem, Conflict, ImageRejected, Throttled, TokenRefused, classify
@@ -89,7 +97,7 @@ class GatewayOptions:
     arm_scope: str
     connection_verify: str | bool
     retry_after_cap: float = 30.0
-    budget_per_minute: float = 300.0
+    budget_share: float = 0.5
     image_cache_seconds: float = 300.0
     retry_total: int = 4
 
@@ -110,8 +118,10 @@ class AzureGateway:
         self._options = options
         self._clock = clock
         self.stats = stats or AzureStats()
-        self.budget = budget or RequestBudget(options.budget_per_minute, clock=clock)
+        self.budget = budget or RequestBudget(options.budget_share, clock=clock)
         self._clients: dict[str, ComputeManagementClient] = {}
+        verify = options.connection_verify
+        self._ssl = ssl.create_default_context(cafile=verify) if isinstance(verify, str) else None
         self._image_cache: dict[tuple[str, ...], tuple[float, str]] = {}
 
     def _hook(self, response: PipelineResponse[Any, Any]) -> None:
@@ -125,12 +135,22 @@ class AzureGateway:
     def _client(self, subscription: str) -> ComputeManagementClient:
         client = self._clients.get(subscription.lower())
         if client is None:
+            transport: dict[str, Any] = {}
+            if self._ssl is not None:
+                # Called from a coroutine: aiohttp wants its session made inside the running loop.
+                session = aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(ssl=self._ssl),
+                    trust_env=True,
+                    cookie_jar=aiohttp.DummyCookieJar(),
+                    auto_decompress=False,
+                )
+                transport["transport"] = AioHttpTransport(session=session, session_owner=True)
             client = ComputeManagementClient(
                 self._credential,
                 subscription,
                 base_url=self._options.arm_endpoint,
                 credential_scopes=[self._options.arm_scope],
-                connection_verify=self._options.connection_verify,
+                connection_verify=True if self._ssl is not None else self._options.connection_verify,
                 retry_policy=CappedRetryPolicy(
                     self._options.retry_after_cap,
                     retry_total=self._options.retry_total,
@@ -139,6 +159,7 @@ class AzureGateway:
                 ),
                 raw_response_hook=self._hook,
                 polling_interval=1.0,
+                **transport,
             )
             self._clients[subscription.lower()] = client
         return client
@@ -148,8 +169,8 @@ class AzureGateway:
             await client.close()
         self._clients.clear()
 
-    async def _spend(self, ref: ScaleSetRef) -> None:
-        await self.budget.spend(ref.subscription_id)
+    async def _spend(self, ref: ScaleSetRef, *policies: str) -> None:
+        await self.budget.spend(ref.subscription_id, *((policy, 1.0) for policy in policies))
 
     def _problem(self, ref: ScaleSetRef, error: Exception, what: str, *, image_write: bool = False) -> AzureProblem:
         problem = classify(error, what=what, image_write=image_write)
@@ -165,25 +186,54 @@ class AzureGateway:
     async def observe(self, ref: ScaleSetRef, operation_url: str | None) -> Observation:
         client = self._client(ref.subscription_id)
         what = f"reading {ref.name}"
+        pages = 0
+
+        def count_page(response: PipelineResponse[Any, Any]) -> None:
+            nonlocal pages
+            self._hook(response)
+            pages += 1
+
         try:
-            await self._spend(ref)
+            # Every token the observation needs is taken before its first request: a pass never spends a GET
+            # and then finds the budget empty for the list.
+            await self._spend(ref, SCALE_SET_GET, VM_LIST, *((OPERATION_GET,) if operation_url else ()))
             vmss = await client.virtual_machine_scale_sets.get(ref.resource_group, ref.name)
             orchestration = str((vmss.get("properties") or {}).get("orchestrationMode") or "Uniform")
             vms: list[Any] = []
             if orchestration.lower() != "flexible":
-                await self._spend(ref)
-                pager = client.virtual_machine_scale_set_vms.list(ref.resource_group, ref.name, expand="instanceView")
+                pager = client.virtual_machine_scale_set_vms.list(
+                    ref.resource_group, ref.name, expand="instanceView", raw_response_hook=count_page
+                )
                 vms = [vm async for vm in pager]
-            operation = None
-            if operation_url:
-                await self._spend(ref)
-                response = await client.send_request(HttpRequest("GET", operation_url))
-                if response.status_code >= 400:
-                    response.raise_for_status()
-                operation = operation_from_arm(operation_url, response.json())
+            if pages > 1:
+                self.budget.debit(ref.subscription_id, VM_LIST, pages - 1)
+            operation = await self._operation(client, operation_url) if operation_url else None
         except Exception as error:
             raise self._problem(ref, error, what) from error
         return Observation(scale_set_from_arm(vmss, vms), operation)
+
+    async def model_etag(self, ref: ScaleSetRef) -> str:
+        client = self._client(ref.subscription_id)
+        try:
+            await self._spend(ref, SCALE_SET_GET)
+            vmss = await client.virtual_machine_scale_sets.get(ref.resource_group, ref.name)
+        except Exception as error:
+            raise self._problem(ref, error, f"reading {ref.name}") from error
+        return str(vmss.get("etag") or "")
+
+    async def operation_status(self, ref: ScaleSetRef, operation_url: str) -> OperationView:
+        client = self._client(ref.subscription_id)
+        try:
+            await self._spend(ref, OPERATION_GET)
+            return await self._operation(client, operation_url)
+        except Exception as error:
+            raise self._problem(ref, error, f"reading the status of {ref.name}'s operation") from error
+
+    async def _operation(self, client: ComputeManagementClient, url: str) -> OperationView:
+        response = await client.send_request(HttpRequest("GET", url))
+        if response.status_code >= 400:
+            response.raise_for_status()
+        return operation_from_arm(url, response.json())
 
     async def resolve_image(self, ref: ScaleSetRef, image: Image, location: str) -> Image:
         if not image.is_latest:
@@ -201,7 +251,7 @@ class AzureGateway:
         client = self._client(ref.subscription_id)
         what = f"listing versions of {image.key()}"
         try:
-            await self._spend(ref)
+            await self._spend(ref, IMAGE_LIST)
             versions = await client.virtual_machine_images.list(location, image.publisher, image.offer, image.sku)
         except Exception as error:
             raise self._problem(ref, error, what, image_write=True) from error
@@ -220,7 +270,7 @@ class AzureGateway:
     async def _patch(self, ref: ScaleSetRef, body: dict[str, Any], etag: str, what: str, *, image_write: bool) -> None:
         client = self._client(ref.subscription_id)
         try:
-            await self._spend(ref)
+            await self._spend(ref, MODEL_WRITE)
             await client.virtual_machine_scale_sets.begin_update(
                 ref.resource_group,
                 ref.name,
@@ -258,7 +308,7 @@ class AzureGateway:
 
         what = f"manualUpgrade of {ref.name} instances {', '.join(instance_ids)}"
         try:
-            await self._spend(ref)
+            await self._spend(ref, UPGRADE)
             await client.virtual_machine_scale_sets.begin_update_instances(
                 ref.resource_group,
                 ref.name,

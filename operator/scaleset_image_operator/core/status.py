@@ -8,7 +8,7 @@ and every condition carries the ``observedGeneration`` it was computed for. The 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -74,20 +74,25 @@ def merge_conditions(
     return merged
 
 
-def counts(instances: Sequence[InstanceView], target: Image, mode: HealthMode) -> dict[str, int]:
+def counts(
+    instances: Sequence[InstanceView], target: Image, mode: HealthMode, in_flight: Collection[str] = ()
+) -> dict[str, int]:
     tally = {"total": len(instances), "upgraded": 0, "upgrading": 0, "pending": 0, "failed": 0, "unhealthy": 0}
     for instance in instances:
-        tally[instance_state(instance, target, mode)] += 1
+        tally[instance_state(instance, target, mode, in_flight)] += 1
     return tally
 
 
-def instance_state(instance: InstanceView, target: Image, mode: HealthMode) -> str:
-    """One of upgraded, upgrading, pending, failed, unhealthy (the ``instances`` metric's states)."""
+def instance_state(instance: InstanceView, target: Image, mode: HealthMode, in_flight: Collection[str] = ()) -> str:
+    """One of upgraded, upgrading, pending, failed, unhealthy (the ``instances`` metric's states). An instance of
+    the batch in flight (``in_flight``: its instance ids) is upgrading from the moment its upgrade is started."""
     if instance.failed:
         return "failed"
     if instance.busy:
         return "upgrading"
     if not instance.runs(target):
+        if instance.instance_id in in_flight:
+            return "upgrading"
         return "unhealthy" if instance.health is not None and instance.health.value == "Unhealthy" else "pending"
     verdict = instance.verdict(mode)
     if verdict is Verdict.HEALTHY:
@@ -98,13 +103,17 @@ def instance_state(instance: InstanceView, target: Image, mode: HealthMode) -> s
 
 
 def domains(
-    instances: Sequence[InstanceView], target: Image, strategy: Strategy, mode: HealthMode
+    instances: Sequence[InstanceView],
+    target: Image,
+    strategy: Strategy,
+    mode: HealthMode,
+    in_flight: Collection[str] = (),
 ) -> list[dict[str, Any]]:
     """Per-domain summary; the Batch strategy is summarised by update domain (the heat map's rows)."""
     group_by = Strategy.UPDATE_DOMAIN if strategy is Strategy.BATCH else strategy
     groups: dict[Any, list[tuple[str, bool]]] = {}
     for instance in instances:
-        entry = (instance_state(instance, target, mode), instance.runs(target))
+        entry = (instance_state(instance, target, mode, in_flight), instance.runs(target))
         groups.setdefault(instance.domain(group_by), []).append(entry)
     summary = []
     for domain in sorted(groups, key=lambda d: (isinstance(d, str), d if d is not None else -1)):
@@ -199,15 +208,17 @@ def build_status(
     """The whole status document for one pass (written once, as one patch)."""
     previous = previous or {}
     progress = decision.progress
+    # While a batch runs, passes read only its operation: its instances are shown upgrading from its start.
+    in_flight_ids = frozenset(progress.in_flight.instance_ids) if progress.in_flight else frozenset()
     status: dict[str, Any] = {
         "observedGeneration": generation,
         "phase": decision.phase.value,
         "targetImage": decision.progress.target.key() if decision.progress.target else decision.target.key(),
         "modelImage": observed.model_image.key() if observed.model_image else "",
         "previousImage": progress.previous.key() if progress.previous else "",
-        "instances": counts(observed.instances, decision.target, mode),
+        "instances": counts(observed.instances, decision.target, mode, in_flight_ids),
         "domain": "",
-        "domains": domains(observed.instances, decision.target, strategy, mode),
+        "domains": domains(observed.instances, decision.target, strategy, mode, in_flight_ids),
         "plan": [_batch(b) for b in decision.batches],
         "currentBatch": None,
         "message": decision.message,
