@@ -23,7 +23,16 @@ from typing import Any
 
 import kopf
 
-from .kube.resources import GROUP, KIND, PLURAL, VERSION, parse_label_selector, resource_from_body, status_patch
+from .kube.resources import (
+    GROUP,
+    KIND,
+    PLURAL,
+    VERSION,
+    merged,
+    parse_label_selector,
+    resource_from_body,
+    status_patch,
+)
 from .reconciler import Event, PassResult, Reconciler
 from .settings import Settings
 
@@ -68,8 +77,9 @@ async def run_pass(body: kopf.Body, patch: kopf.Patch, state: OperatorState, *, 
         started = state.clock()
         result = await state.reconciler.reconcile(resource)
         stored = {k: v for k, v in (body.get("status") or {}).items() if k != "kopf"}
-        if _merged(result.status) != _merged(resource.status) or _merged(result.status) != _merged(stored):
-            patch.status.update(status_patch(resource.status, result.status))
+        wanted = merged(result.status)
+        if wanted != merged(resource.status) or wanted != merged(stored):
+            patch.status.update(status_patch(result.status, resource.status, stored))
         state.statuses[key] = result.status
         requeue = result.requeue_after
         state.due[key] = state.clock() + (requeue if requeue is not None else 3600.0)
@@ -78,15 +88,6 @@ async def run_pass(body: kopf.Body, patch: kopf.Patch, state: OperatorState, *, 
             log_event(key, event, result.status)
         for listener in state.on_pass:
             listener(key, result, state.clock() - started, dict(resource.status))
-
-
-def _merged(value: Any) -> Any:
-    """``value`` as the apiserver stores it after a JSON merge patch: keys whose value is null are absent."""
-    if isinstance(value, dict):
-        return {k: _merged(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_merged(v) for v in value]
-    return value
 
 
 def log_event(key: tuple[str, str], event: Event, status: dict[str, Any]) -> None:

@@ -40,6 +40,24 @@ JAMMY_VERSIONS = ("22.04.202409110", "22.04.202410020", "22.04.202411010")
 T = TypeVar("T")
 
 
+def new_scale_set(control: Any, *, capacity: int, update_domains: int, **options: Any) -> Any:
+    """A scale set on the oldest Jammy image in a subscription of its own (resource group ``rg-cluster-tests``),
+    created through the simulator's control API; ``options`` are further fields of ``POST /_sim/scalesets``."""
+    from component.simkit import ScaleSet, jammy
+
+    subscription, name = str(uuid.uuid4()), f"vmss-{uuid.uuid4().hex[:8]}"
+    arm_id = control.create_scale_set(
+        subscriptionId=subscription,
+        resourceGroup="rg-cluster-tests",
+        name=name,
+        capacity=capacity,
+        updateDomains=update_domains,
+        image=jammy(),
+        **options,
+    )
+    return ScaleSet(arm_id, name, "rg-cluster-tests", subscription, capacity)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

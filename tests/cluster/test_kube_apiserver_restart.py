@@ -25,13 +25,13 @@ from cluster.clusterkit import (
     counters,
     eventually,
     is_ready,
+    new_scale_set,
     operators_for,
     restart_apiserver,
     scale_set_image,
     summary,
     write_manifest,
 )
-from component.simkit import ScaleSet, jammy
 from scaleset_image_operator.simulator import SimulatorControl
 
 pytestmark = pytest.mark.cluster
@@ -68,19 +68,8 @@ def restarted(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[AfterRestart]:
     folder = tmp_path_factory.mktemp("apiserver-restart")
-    namespace, subscription = f"t-{uuid.uuid4().hex[:10]}", str(uuid.uuid4())
-    name = f"vmss-{uuid.uuid4().hex[:8]}"
-    arm_id = session_control.create_scale_set(
-        subscriptionId=subscription,
-        resourceGroup="rg-cluster-tests",
-        name=name,
-        capacity=6,
-        updateDomains=3,
-        upgradeSeconds=240,
-        healthWarmupSeconds=15,
-        image=jammy(),
-    )
-    scale_set = ScaleSet(arm_id, name, "rg-cluster-tests", subscription, 6)
+    namespace = f"t-{uuid.uuid4().hex[:10]}"
+    scale_set = new_scale_set(session_control, capacity=6, update_domains=3, upgradeSeconds=240, healthWarmupSeconds=15)
     kubectl.run("create", "namespace", namespace)
     with operators_for(request, reaper, operator_kubeconfig, azure_env, folder) as operators:
         leader = operators.start("replica-a")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from cluster.clusterkit import Kubectl, Reaper, is_ready, operators_for, scale_set_image, write_manifest
-from component.simkit import ScaleSet, jammy
+from cluster.clusterkit import Kubectl, Reaper, is_ready, new_scale_set, operators_for, scale_set_image, write_manifest
+from component.simkit import ScaleSet
 from scaleset_image_operator.simulator import SimulatorControl
 
 pytestmark = pytest.mark.cluster
@@ -51,24 +51,22 @@ def test_a_settled_scale_set_image_writes_nothing_and_reads_mostly_the_model(
     session_control: SimulatorControl,
     tmp_path: Path,
 ) -> None:
-    subscription, name, namespace = str(uuid.uuid4()), f"vmss-{uuid.uuid4().hex[:8]}", f"t-{uuid.uuid4().hex[:10]}"
-    arm_id = session_control.create_scale_set(
-        subscriptionId=subscription,
-        resourceGroup="rg-cluster-tests",
-        name=name,
-        capacity=2,
-        updateDomains=2,
-        upgradeSeconds=10,
-        healthWarmupSeconds=0,
-        image=jammy(),
-    )
-    scale_set = ScaleSet(arm_id, name, "rg-cluster-tests", subscription, 2)
+    namespace = f"t-{uuid.uuid4().hex[:10]}"
+    scale_set = new_scale_set(session_control, capacity=2, update_domains=2, upgradeSeconds=10, healthWarmupSeconds=0)
     kubectl.run("create", "namespace", namespace)
     env = {**azure_env, "SCALESET_IMAGE_STEADY_SECONDS": str(STEADY_SECONDS)}
     try:
         with operators_for(request, reaper, operator_kubeconfig, env, tmp_path) as operators:
             operators.start("quiet")
-            kubectl.run("apply", "-f", str(write_manifest(tmp_path, scale_set_image("quiet", namespace, scale_set))))
+            kubectl.run(
+                "apply",
+                "-f",
+                str(
+                    write_manifest(
+                        tmp_path, scale_set_image("quiet", namespace, scale_set, rollout={"pauseBetweenBatches": "1s"})
+                    )
+                ),
+            )
             kubectl.run("wait", "--for=condition=Ready", "ssi/quiet", "-n", namespace, "--timeout=60s", timeout=70)
             time.sleep(2 * STEADY_SECONDS)  # the pass that found it Ready, and the first steady check, are done
             before = kubectl.json("get", "ssi", "quiet", "-n", namespace)
@@ -84,6 +82,9 @@ def test_a_settled_scale_set_image_writes_nothing_and_reads_mostly_the_model(
         kubectl.run("delete", "namespace", namespace, "--wait=false", check=False)
 
     assert is_ready(after)
+    # What the last passes dropped from the status is gone from the cluster too (a pause between batches is over).
+    assert "pauseUntil" not in after["status"]["rollout"]
+    assert after["status"].get("currentBatch") is None
     # Checks ran (about one a second) ...
     assert gets_after - gets_before >= 4
     # ... but only every third listed the instances, and none changed the object or posted an Event.

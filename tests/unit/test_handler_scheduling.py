@@ -115,3 +115,31 @@ async def test_a_pass_writes_the_status_when_the_cluster_does_not_hold_it_yet() 
     await run_pass(body({"phase": "RollingOut", "message": "upgrading"}), patch, state, trigger="update")
 
     assert patch["status"] == {"phase": "Succeeded", "message": "done"}
+
+
+async def test_a_key_the_new_status_dropped_at_any_depth_is_removed_from_the_cluster() -> None:
+    # A pause between batches is over: the planner's memory no longer has pauseUntil. A merge patch that only sent
+    # the new rollout object would leave the old pauseUntil in place, and a restarted operator would read it back.
+    known = {"phase": "RollingOut", "rollout": {"batchesStarted": 2, "pauseUntil": "2026-11-26T04:14:12Z"}}
+    new = {"phase": "RollingOut", "rollout": {"batchesStarted": 2}}
+    recorder = Recorder(new, requeue=10.0)
+    state = state_for(recorder)
+    state.statuses[("ns", "web")] = known
+    patch = kopf.Patch()
+
+    await run_pass(body(known), patch, state, trigger="update")
+
+    assert patch["status"] == {"phase": "RollingOut", "rollout": {"batchesStarted": 2, "pauseUntil": None}}
+
+
+async def test_a_stale_key_left_in_the_cluster_is_removed_even_when_the_operator_never_knew_it() -> None:
+    stored = {"phase": "Succeeded", "rollout": {"batchesStarted": 5, "pauseUntil": "2026-11-26T04:14:12Z"}}
+    new = {"phase": "Succeeded", "rollout": {"batchesStarted": 5}}
+    recorder = Recorder(new, requeue=600.0)
+    state = state_for(recorder)
+    state.statuses[("ns", "web")] = dict(new)
+    patch = kopf.Patch()
+
+    await run_pass(body(stored), patch, state, trigger="timer")
+
+    assert patch["status"]["rollout"] == {"batchesStarted": 5, "pauseUntil": None}

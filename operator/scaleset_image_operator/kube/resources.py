@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..reconciler import Resource
@@ -28,12 +28,30 @@ def resource_from_body(body: Mapping[str, Any], status: Mapping[str, Any] | None
     )
 
 
-def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
-    """A JSON merge patch turning status ``old`` into ``new``: top-level keys that disappear are nulled, so the
-    whole document is replaced in one write. Keys of other writers (kopf's own bookkeeping) are kept."""
-    patch: dict[str, Any] = {key: None for key in old if key not in new and key != "kopf"}
-    patch.update(new)
+def status_patch(new: Mapping[str, Any], *old: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch (RFC 7386) turning a status that is any of ``old`` into ``new``. A merge patch merges
+    objects key by key, so every key that ``new`` no longer has, at any depth, is sent as null; lists are replaced
+    whole. Keys of other writers (kopf's own top-level ``kopf``) are kept."""
+    return _merge_patch(new, old, top=True)
+
+
+def _merge_patch(new: Mapping[str, Any], olds: Sequence[Mapping[str, Any]], *, top: bool = False) -> dict[str, Any]:
+    patch: dict[str, Any] = {}
+    for old in olds:
+        patch.update({key: None for key in old if key not in new and not (top and key == "kopf")})
+    for key, value in new.items():
+        nested = [old[key] for old in olds if isinstance(old.get(key), Mapping)]
+        patch[key] = _merge_patch(value, nested) if isinstance(value, Mapping) and nested else value
     return patch
+
+
+def merged(value: Any) -> Any:
+    """``value`` as the apiserver keeps it after a merge patch: keys whose value is null are absent."""
+    if isinstance(value, Mapping):
+        return {k: merged(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [merged(v) for v in value]
+    return value
 
 
 def parse_label_selector(text: str) -> dict[str, str | None]:
