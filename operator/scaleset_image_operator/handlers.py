@@ -163,6 +163,7 @@ async def operate(settings: Settings, state: OperatorState, stop: asyncio.Event)
     """Run kopf's engine with our handlers until ``stop`` is set."""
     registry = kopf.OperatorRegistry()
     register(registry, settings, parse_label_selector(settings.label_selector))
+    state.tick = timer_interval(settings)
     await kopf.operator(
         registry=registry,
         settings=operator_settings(),

@@ -143,10 +143,16 @@ class Reconciler:
                 self._settled[key] = settled
                 return PassResult(dict(resource.status), self._requeue(self._settings.steady_seconds))
             operation = None
-            if operation_url and self._only_operation_matters(resource, spec, controls, progress, notes, now):
-                operation = await self._gateway.operation_status(spec.scale_set, operation_url)
+            if (
+                in_flight is not None
+                and in_flight.operation
+                and self._only_operation_matters(resource, spec, controls, progress, notes, now)
+            ):
+                operation = await self._gateway.operation_status(spec.scale_set, in_flight.operation)
                 if not operation.done:
-                    return PassResult(dict(resource.status), self._requeue(self._operation_poll(resource, now)))
+                    return PassResult(
+                        dict(resource.status), self._requeue(self._operation_poll(resource, in_flight, now))
+                    )
             observation = await self._gateway.observe(spec.scale_set, None if operation else operation_url)
             if operation is not None:
                 observation = dataclasses.replace(observation, operation=operation)
@@ -226,15 +232,12 @@ class Reconciler:
     ) -> bool:
         """Whether the planner could only wait for the in-flight operation (see the module's docstring)."""
         in_flight = progress.in_flight
-        status = resource.status
         return (
             in_flight is not None
             and progress.outcome is None
-            and not controls.abort
-            and not notes
-            and status.get("observedGeneration") == resource.generation
-            and status.get("phase") in (Phase.ROLLING_OUT.value, Phase.ROLLING_BACK.value, Phase.UPDATING_MODEL.value)
-            and _condition(status, "Degraded").get("status") != "True"
+            and _nothing_asked(resource, controls, notes)
+            and resource.status.get("phase")
+            in (Phase.ROLLING_OUT.value, Phase.ROLLING_BACK.value, Phase.UPDATING_MODEL.value)
             and now < in_flight.started_at + spec.rollout.health_timeout_seconds
         )
 
@@ -248,27 +251,22 @@ class Reconciler:
         now: float,
     ) -> bool:
         """Whether a settled ScaleSetImage's steady check may read only the model (see the module's docstring)."""
-        status = resource.status
         return (
             not spec.image.is_latest
-            and not controls.abort
-            and not notes
+            and _nothing_asked(resource, controls, notes)
             and now - settled[1] < FULL_CHECK_PASSES * self._settings.steady_seconds
-            and status.get("observedGeneration") == resource.generation
-            and status.get("phase") == Phase.SUCCEEDED.value
-            and _condition(status, "Ready").get("status") == "True"
-            and _condition(status, "Degraded").get("status") != "True"
+            and resource.status.get("phase") == Phase.SUCCEEDED.value
+            and _condition(resource.status, "Ready").get("status") == "True"
         )
 
-    def _operation_poll(self, resource: Resource, now: float) -> float:
+    def _operation_poll(self, resource: Resource, in_flight: InFlight, now: float) -> float:
         """When to read a running operation again: every poll, but not before most of the time the previous
         batch of this rollout took has passed."""
         poll = self._settings.poll_seconds
-        progress = progress_from_status(resource.status)
         estimate = (resource.status.get("rollout") or {}).get("batchSeconds")
-        if progress.in_flight is None or not isinstance(estimate, int | float):
+        if not isinstance(estimate, int | float):
             return poll
-        return max(poll, progress.in_flight.started_at + ESTIMATE_SHARE * estimate - now)
+        return max(poll, in_flight.started_at + ESTIMATE_SHARE * estimate - now)
 
     def _recent_refusal(self, resource: Resource, decision: Decision, now: float) -> dict[str, Any] | None:
         """An image Azure refused for this generation is not sent again until the spec changes or
@@ -332,6 +330,17 @@ class Reconciler:
             return PassResult(status, self._requeue(problem.retry_after), events, None, observation, "transient")
         requeue = self._settings.steady_seconds
         return self._problem(resource, problem.reason, problem.message, now, requeue=requeue, observation=observation)
+
+
+def _nothing_asked(resource: Resource, controls: Controls, notes: list[str]) -> bool:
+    """No one asks for a decision: the spec is the one last reconciled, no abort, no malformed annotation, and no
+    problem on record (``Degraded``), so a pass may read less than a full observation."""
+    return (
+        not controls.abort
+        and not notes
+        and resource.status.get("observedGeneration") == resource.generation
+        and _condition(resource.status, "Degraded").get("status") != "True"
+    )
 
 
 def _remember_batch_time(

@@ -122,7 +122,7 @@ async def _lead_and_operate(
 
     async with wiring.credential(settings) as credential:
         gateway = wiring.gateway(settings, credential)
-        state = handlers.OperatorState(Reconciler(gateway, settings, time.time), tick=handlers.timer_interval(settings))
+        state = handlers.OperatorState(Reconciler(gateway, settings, time.time))
         if metrics is not None:
             recorder = metrics
 

@@ -24,9 +24,10 @@ from cluster.clusterkit import (
     Reaper,
     condition,
     counters,
+    new_scale_set,
     operators_for,
 )
-from component.simkit import ScaleSet, jammy
+from component.simkit import ScaleSet
 from scaleset_image_operator.simulator import SimulatorControl
 
 pytestmark = pytest.mark.cluster
@@ -72,20 +73,11 @@ def sample(
 ) -> Iterator[RolledOut]:
     """The sample applied with ``kubectl apply -f`` and awaited with ``kubectl wait --for=condition=Ready``."""
     folder = tmp_path_factory.mktemp("sample")
-    subscription, name, namespace = str(uuid.uuid4()), f"vmss-{uuid.uuid4().hex[:8]}", f"t-{uuid.uuid4().hex[:10]}"
-    arm_id = session_control.create_scale_set(
-        subscriptionId=subscription,
-        resourceGroup="rg-cluster-tests",
-        name=name,
-        capacity=10,
-        updateDomains=5,
-        upgradeSeconds=60,
-        healthWarmupSeconds=15,
-        image=jammy(),
-    )
+    namespace = f"t-{uuid.uuid4().hex[:10]}"
+    scale_set = new_scale_set(session_control, capacity=10, update_domains=5, upgradeSeconds=60, healthWarmupSeconds=15)
     kubectl.run("create", "namespace", namespace)
     manifest = folder / "sample.yaml"
-    manifest.write_text(SAMPLE.format(namespace=namespace, subscription=subscription, name=name))
+    manifest.write_text(SAMPLE.format(namespace=namespace, subscription=scale_set.subscription_id, name=scale_set.name))
     with operators_for(request, reaper, operator_kubeconfig, azure_env, folder) as operators:
         operator = operators.start("sample")
         kubectl.run("apply", "-f", str(manifest))
@@ -96,7 +88,7 @@ def sample(
             namespace,
             waited,
             operator,
-            ScaleSet(arm_id, name, "rg-cluster-tests", subscription, 10),
+            scale_set,
             kubectl.json("get", "ssi", "web", "-n", namespace),
         )
         kubectl.run("delete", "ssi", "--all", "-n", namespace, "--wait=false", check=False)
