@@ -20,6 +20,7 @@ RUN python3 -m pip install --no-cache-dir --disable-pip-version-check "uv==${UV_
 WORKDIR /src
 COPY pyproject.toml uv.lock README.md ./
 COPY operator/ operator/
+COPY crds/ crds/
 COPY tools/docker/install.sh tools/docker/install.sh
 RUN sh tools/docker/install.sh /src /opt/venv
 

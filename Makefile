@@ -1,10 +1,18 @@
 # scaleset-image-operator: the two commands a person needs are `make test` and `make demo`.
 # Everything is set up from a fresh clone: uv (from PyPI) and the locked Python environment.
+#
+# uv: the one on PATH if it is the pinned version, else a private copy in .tools/uv (a venv made with $(PYTHON),
+# git-ignored). Nothing is installed into $(PYTHON) itself, so an externally managed system Python (PEP 668:
+# Debian 12, Ubuntu 24.04) works: `make demo PYTHON=/usr/bin/python3`. The project's .venv is made with $(PYTHON).
 
 SHELL := /bin/bash
 PYTHON ?= python3
 UV_VERSION := 0.13.9
-UV := $(PYTHON) -m uv
+TOOLS := .tools
+UV := $(shell if [ "$$(uv --version 2>/dev/null | cut -d' ' -f2)" = "$(UV_VERSION)" ]; then command -v uv; \
+	else echo $(TOOLS)/uv/bin/uv; fi)
+export UV_PYTHON := $(PYTHON)
+export UV_PYTHON_DOWNLOADS := never
 RUN := $(UV) run --frozen
 
 .PHONY: all setup uv lint typecheck imports unit component cluster test chaos bench demo demo-cluster simulator clean
@@ -14,7 +22,8 @@ include tools/controlplane/controlplane.mk
 all: test
 
 uv:
-	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	@$(UV) --version >/dev/null 2>&1 || { rm -rf $(TOOLS)/uv && $(PYTHON) -m venv $(TOOLS)/uv && \
+		$(TOOLS)/uv/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"; }
 
 setup: uv
 	$(UV) sync --frozen --quiet
@@ -55,8 +64,9 @@ chaos: setup controlplane
 bench: setup controlplane
 	$(RUN) python -m tools.bench $(BENCH_ARGS)
 
-demo: setup
-	$(RUN) scaleset-image demo
+# Only the runtime packages: the demo needs no test tooling (and no Go).
+demo: uv
+	$(RUN) --no-dev scaleset-image demo
 
 # The same rollout through a real local control plane; prints a kubeconfig and kubectl commands.
 demo-cluster: setup controlplane
@@ -66,4 +76,4 @@ simulator: setup
 	$(RUN) scaleset-image simulator --port 8443 --ca-file sim-ca.pem --time-scale 10
 
 clean:
-	rm -rf .venv .mypy_cache .pytest_cache .ruff_cache sim-ca.pem
+	rm -rf .venv $(TOOLS) .mypy_cache .pytest_cache .ruff_cache sim-ca.pem

@@ -33,25 +33,18 @@ from component.simkit import (
     HEALTH_WARMUP_SECONDS,
     RESOURCE_GROUP,
     TENANT_ID,
-    TIME_SCALE,
     UPGRADE_SECONDS,
     ScaleSet,
     jammy,
+    simulator_config,
 )
 from observability.promkit import fetch_prometheus
-from scaleset_image_operator.simulator import SimulatorConfig, SimulatorControl, SimulatorThread
+from scaleset_image_operator.simulator import SimulatorControl, SimulatorThread
 
 
 @pytest.fixture(scope="session")
 def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorThread]:
-    config = SimulatorConfig(
-        host="127.0.0.1",
-        port=0,
-        ca_file=tmp_path_factory.mktemp("simulator") / "ca.pem",
-        time_scale=TIME_SCALE,
-        throttling=True,
-    )
-    with SimulatorThread(config) as sim:
+    with SimulatorThread(simulator_config(tmp_path_factory.mktemp("simulator"))) as sim:
         yield sim
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
+import math
 import os
 import signal
 import sys
@@ -23,13 +25,81 @@ import yaml
 from . import __version__
 
 
-def _load_scalesets(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    document = yaml.safe_load(path.read_text()) or {}
+def _read_text(path: str) -> str:
+    """A person's file (``-``: stdin) as text, or ``InputError`` naming it: missing, a folder, unreadable, not UTF-8."""
+    name = "stdin" if path == "-" else path
+    try:
+        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{name}: is a folder, not a file") from None
+    except OSError as error:
+        raise InputError(f"{name}: cannot read: {error.strerror or error}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(f"{name}: not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start})") from None
+
+
+def _yaml_documents(path: str) -> list[Any]:
+    """Every YAML document of a person's file, or ``InputError`` naming the file and the line and column."""
+    text = _read_text(path)
+    name = "stdin" if path == "-" else path
+    try:
+        return list(yaml.safe_load_all(text))
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        raise InputError(f"{name}: not valid YAML: {where}{error.problem or error.context}") from None
+    except yaml.YAMLError as error:
+        raise InputError(f"{name}: not valid YAML: {(str(error).splitlines() or ['?'])[0]}") from None
+
+
+def _kind(value: Any) -> str:
+    kinds = {str: "a string", int: "a number", float: "a number", bool: "true or false", list: "a list"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+def _load_scalesets(path: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The images and scale sets of a ``--scalesets`` file, each a mapping, or ``InputError`` naming the entry."""
+    documents = [d for d in _yaml_documents(path) if d is not None]
+    if len(documents) > 1:
+        raise InputError(f"{path}: expected one YAML document, found {len(documents)}")
+    document = documents[0] if documents else {}
     if isinstance(document, list):
-        return [], document
-    if not isinstance(document, dict):
-        raise SystemExit(f"{path}: expected a list of scale sets or a mapping with 'scalesets' and 'images'")
-    return list(document.get("images") or []), list(document.get("scalesets") or [])
+        sections: dict[str, Any] = {"images": [], "scalesets": document}
+    elif isinstance(document, dict):
+        unknown = sorted(str(key) for key in document if key not in ("images", "scalesets"))
+        if unknown:
+            raise InputError(f"{path}: unknown key {unknown[0]!r}: expected 'scalesets' and 'images'")
+        sections = {key: document.get(key) or [] for key in ("images", "scalesets")}
+    else:
+        raise InputError(f"{path}: expected a list of scale sets or a mapping with 'scalesets' and 'images'")
+    for key, entries in sections.items():
+        if not isinstance(entries, list):
+            raise InputError(f"{path}: '{key}' must be a list, not {_kind(entries)}")
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                raise InputError(f"{path}: {key}[{index}] must be a mapping of fields, not {_kind(entry)}")
+    return list(sections["images"]), list(sections["scalesets"])
+
+
+def _check_ca_file(ca_file: str) -> None:
+    """The CA file goes into a folder that exists: a typo must not create folders (nor write the CA elsewhere)."""
+    if Path(ca_file).is_dir():
+        raise InputError(f"--ca-file {ca_file}: is a folder, not a file")
+    folder = Path(ca_file).parent
+    if not folder.is_dir():
+        raise InputError(f"--ca-file {ca_file}: no such folder {folder}")
+
+
+def _start_failure(args: argparse.Namespace, error: OSError) -> str:
+    if error.filename:  # the CA file could not be written (the listening socket is closed again)
+        return f"--ca-file {args.ca_file}: cannot write: {error.strerror or error}"
+    if error.errno == errno.EADDRINUSE:
+        return f"port {args.port} on {args.host} is in use"
+    return f"cannot listen on {args.host} port {args.port}: {error.strerror or error}"
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -47,15 +117,26 @@ async def _serve(args: argparse.Namespace) -> int:
     )
     simulator = Simulator(config)
     try:
-        images, scalesets = _load_scalesets(Path(args.scalesets)) if args.scalesets else ([], [])
-        for image in images:
-            simulator.world.catalog.publish(image)
-        for body in scalesets:
-            simulator.world.create_from_control(body)
-    except ArmError as error:
-        print(f"simulator: {args.scalesets}: {error.message}", file=sys.stderr)
-        return 2
-    await simulator.start()
+        _check_ca_file(args.ca_file)
+        images, scalesets = _load_scalesets(args.scalesets) if args.scalesets else ([], [])
+        entry = ""
+        try:
+            for index, image in enumerate(images):
+                entry = f"images[{index}]"
+                simulator.world.catalog.publish(image)
+            for index, body in enumerate(scalesets):
+                entry = f"scalesets[{index}]"
+                simulator.world.create_from_control(body)
+        except ArmError as error:
+            raise InputError(f"{args.scalesets}: {entry}: {error.message}") from None
+    except InputError as error:
+        print(f"simulator: {error}", file=sys.stderr)
+        return EXIT_INPUT
+    try:
+        await simulator.start()
+    except OSError as error:
+        print(f"simulator: {_start_failure(args, error)}", file=sys.stderr)
+        return EXIT_INPUT if error.filename else EXIT_ENVIRONMENT
     print(
         f"simulator: listening on {simulator.url} (CA: {config.ca_file}, time scale {config.time_scale:g}, "
         f"{len(simulator.world.scale_sets)} scale sets)",
@@ -71,12 +152,34 @@ async def _serve(args: argparse.Namespace) -> int:
 
 
 def _load_manifest(path: str) -> dict[str, Any]:
-    text = sys.stdin.read() if path == "-" else Path(path).read_text()
-    documents = [d for d in yaml.safe_load_all(text) if d]
+    documents = [d for d in _yaml_documents(path) if d]
     chosen = [d for d in documents if isinstance(d, dict) and d.get("kind") == "ScaleSetImage"]
     if len(chosen) != 1:
-        raise SystemExit(f"{path}: expected exactly one ScaleSetImage document, found {len(chosen)}")
+        name = "stdin" if path == "-" else path
+        raise InputError(f"{name}: expected exactly one ScaleSetImage document, found {len(chosen)}")
     return dict(chosen[0])
+
+
+def _positive_minutes(raw: str) -> float:
+    """An argparse type: minutes for an estimate, more than zero (a negative or infinite one estimates nothing)."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of minutes: {raw!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of minutes, not {raw!r}")
+    return value
+
+
+def _port(raw: str) -> int:
+    """An argparse type: a TCP port, 0 for any free one."""
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port from 0 to 65535 (0 picks a free one), not {raw!r}")
+    return value
 
 
 def _settings(args: argparse.Namespace, **more: Any) -> Any:
@@ -90,7 +193,54 @@ def _settings(args: argparse.Namespace, **more: Any) -> Any:
             **more,
         )
     except SettingsError as error:
-        raise SystemExit(f"configuration: {error}") from None
+        raise InputError(f"configuration: {error}") from None
+
+
+EXIT_OK = 0
+"""Planned, or nothing to do (plan); the rollout succeeded or was planned (reconcile)."""
+EXIT_ENVIRONMENT = 1
+"""Azure or Kubernetes could not be reached, or refused the credentials."""
+EXIT_INPUT = 2
+"""Bad arguments, an unreadable manifest or an invalid spec."""
+EXIT_REFUSED = 3
+"""The rollout would be refused (plan) or did not succeed (reconcile); the reason is printed."""
+ENVIRONMENT_REASONS = frozenset({"AuthFailed"})
+"""Degraded reasons that say nothing about the rollout, only about the way to Azure (besides transient ones)."""
+
+
+class InputError(Exception):
+    """A person's input is wrong: said in one line on stderr, exit 2."""
+
+
+def _validated_manifest(path: str) -> dict[str, Any]:
+    """The manifest as the API server would store it (defaults applied), or InputError naming every field the
+    API server would refuse: the CLI accepts exactly what ``kubectl apply`` would."""
+    from .kube.validation import ManifestValidator
+
+    manifest = _load_manifest(path)
+    defaulted, errors = ManifestValidator.from_crd_file().validate(manifest)
+    if errors:
+        raise InputError(f"{path}: the API server would refuse this ScaleSetImage: " + "; ".join(map(str, errors)))
+    return defaulted
+
+
+def _degraded_reason(status: dict[str, Any]) -> str | None:
+    degraded: dict[str, Any] = next((c for c in status.get("conditions") or [] if c.get("type") == "Degraded"), {})
+    return str(degraded.get("reason")) if degraded.get("status") == "True" else None
+
+
+def _exit_code(result: Any) -> int:
+    """Exit code of a pass the CLI ran: the Degraded reason says whose problem it is."""
+    from .core.planner import Phase
+
+    reason = _degraded_reason(result.status)
+    if reason == "InvalidSpec":
+        return EXIT_INPUT
+    if result.result == "transient" or reason in ENVIRONMENT_REASONS:
+        return EXIT_ENVIRONMENT
+    if result.decision is None or result.decision.phase in (Phase.HALTED, Phase.FAILED):
+        return EXIT_REFUSED
+    return EXIT_OK
 
 
 async def _plan(args: argparse.Namespace) -> int:
@@ -101,12 +251,11 @@ async def _plan(args: argparse.Namespace) -> int:
     from .planview import render_plan
     from .reconciler import Reconciler, Resource
 
-    manifest = _load_manifest(args.file)
+    manifest = _validated_manifest(args.file)
     spec_document = {**(manifest.get("spec") or {}), "dryRun": True}
     spec, problems = parse_spec(spec_document)
     if spec is None:
-        print("invalid spec:\n" + "\n".join(f"  {p}" for p in problems), file=sys.stderr)
-        return 2
+        raise InputError(f"{args.file}: invalid spec: " + "; ".join(str(p) for p in problems))
     settings = _settings(args)
     async with wiring.credential(settings) as credential:
         gateway = wiring.gateway(settings, credential)
@@ -120,9 +269,11 @@ async def _plan(args: argparse.Namespace) -> int:
             )
         finally:
             await gateway.close()
+    code = _exit_code(result)
     if result.decision is None or result.observation is None:
-        print(f"cannot plan: {result.status.get('message')}", file=sys.stderr)
-        return 1
+        what = "cannot plan" if code == EXIT_ENVIRONMENT else "refused"
+        print(f"{what}: {_degraded_reason(result.status)}: {result.status.get('message')}", file=sys.stderr)
+        return code
     print(
         render_plan(
             spec,
@@ -132,7 +283,9 @@ async def _plan(args: argparse.Namespace) -> int:
             warmup_seconds=args.health_minutes * 60,
         )
     )
-    return 0
+    if code != EXIT_OK:
+        print(f"refused: {result.decision.reason}: {result.decision.message}", file=sys.stderr)
+    return code
 
 
 async def _reconcile(args: argparse.Namespace) -> int:
@@ -140,7 +293,7 @@ async def _reconcile(args: argparse.Namespace) -> int:
     from .engine import LocalEngine, settled
     from .reconciler import PassResult, Reconciler
 
-    manifest = _load_manifest(args.file)
+    manifest = _validated_manifest(args.file)
     settings = _settings(args)
 
     def report(result: PassResult) -> None:
@@ -161,7 +314,9 @@ async def _reconcile(args: argparse.Namespace) -> int:
                 Reconciler(gateway, settings, time.time), manifest, Path(args.status_file) if args.status_file else None
             )
             result = await engine.run(
-                settled if args.until == "settled" else lambda r: True,
+                (lambda r: settled(r) or _exit_code(r) in (EXIT_INPUT, EXIT_REFUSED) or r.result == "degraded")
+                if args.until == "settled"
+                else lambda r: True,
                 timeout=args.timeout,
                 on_pass=report,
                 max_sleep=settings.poll_seconds,
@@ -171,7 +326,13 @@ async def _reconcile(args: argparse.Namespace) -> int:
             return 1
         finally:
             await gateway.close()
-    return 0 if result.status.get("phase") in ("Succeeded", "Planned") else 3
+    code = _exit_code(result)
+    if code == EXIT_OK and result.status.get("phase") not in ("Succeeded", "Planned"):
+        code = EXIT_REFUSED  # paused or held for approval: not done
+    if code != EXIT_OK:
+        why = _degraded_reason(result.status) or result.status.get("phase")
+        print(f"not done: {why}: {result.status.get('message')}", file=sys.stderr)
+    return code
 
 
 def _azure_flags(parser: argparse.ArgumentParser) -> None:
@@ -220,13 +381,13 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("-f", "--file", required=True, help="ScaleSetImage manifest (YAML), or - for stdin")
     plan.add_argument(
         "--upgrade-minutes",
-        type=float,
+        type=_positive_minutes,
         default=5.0,
         help="typical minutes one batch's upgrade takes, for the estimate (default: 5)",
     )
     plan.add_argument(
         "--health-minutes",
-        type=float,
+        type=_positive_minutes,
         default=1.0,
         help="typical minutes until upgraded instances report healthy (default: 1)",
     )
@@ -246,7 +407,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sim = commands.add_parser("simulator", help="run the Azure Resource Manager simulator (HTTPS)")
     sim.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    sim.add_argument("--port", type=int, default=8443, help="TCP port, 0 picks a free one (default: 8443)")
+    sim.add_argument("--port", type=_port, default=8443, help="TCP port, 0 picks a free one (default: 8443)")
     sim.add_argument("--ca-file", default="sim-ca.pem", help="where to write the CA certificate (PEM)")
     sim.add_argument("--scalesets", help="YAML file of scale sets (and images) to create at start")
     sim.add_argument("--time-scale", type=float, default=1.0, help="simulated seconds per real second (default: 1)")
@@ -266,12 +427,20 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    try:
+        return _command(parser, args)
+    except InputError as error:
+        print(f"scaleset-image {args.command}: {error}", file=sys.stderr)
+        return EXIT_INPUT
+
+
+def _command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command == "simulator":
         with contextlib.suppress(KeyboardInterrupt):
             return asyncio.run(_serve(args))
         return 0
     if args.command == "run":
-        from .runner import RunOptions, run
+        from .runner import KubernetesConfigError, RunOptions, run
 
         if args.log_format not in ("plain", "json"):
             parser.error(f"SCALESET_IMAGE_LOG_FORMAT must be plain or json, not {args.log_format!r}")
@@ -289,18 +458,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             verbose=args.verbose,
             log_format=args.log_format,
         )
-        return asyncio.run(run(settings, options))
+        try:
+            return asyncio.run(run(settings, options))
+        except KubernetesConfigError as error:
+            print(f"scaleset-image run: {error}", file=sys.stderr)
+            return EXIT_ENVIRONMENT
     if args.command == "plan":
         return asyncio.run(_plan(args))
     if args.command == "reconcile":
         return asyncio.run(_reconcile(args))
-    if args.command == "demo":
-        from .demo import run_demo
+    from .demo import run_demo  # the only other command argparse lets through
 
-        return asyncio.run(
-            run_demo(instances=args.instances, time_scale=args.time_scale, live=sys.stdout.isatty() and not args.plain)
-        )
-    raise AssertionError(args.command)
+    return asyncio.run(
+        run_demo(instances=args.instances, time_scale=args.time_scale, live=sys.stdout.isatty() and not args.plain)
+    )
 
 
 if __name__ == "__main__":

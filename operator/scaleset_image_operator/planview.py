@@ -27,6 +27,14 @@ def _short(image: Image | None, other: Image | None) -> str:
     return image.key()
 
 
+def _resolved_from(image: Image) -> str:
+    if image.is_latest:
+        return "  (resolved from latest)"
+    if image.is_gallery_definition:
+        return "  (the newest eligible version of the gallery image definition)"
+    return ""
+
+
 def estimate_seconds(batches: int, *, upgrade_seconds: float, warmup_seconds: float, pause_seconds: float) -> float:
     if batches == 0:
         return 0.0
@@ -50,7 +58,7 @@ def render_plan(
         f"upgrade policy {observed.upgrade_mode} ({'ok' if observed.upgrade_mode == 'Manual' else 'not Manual: '}"
         f"{'' if observed.upgrade_mode == 'Manual' else 'spec.upgradePolicy ' + spec.upgrade_policy.value})",
         f"model image    {observed.model_image.key() if observed.model_image else 'unknown'}",
-        f"target image   {target.key()}{'  (resolved from latest)' if spec.image.is_latest else ''}",
+        f"target image   {target.key()}{_resolved_from(spec.image)}",
         f"strategy       {policy.strategy.value}, {len(decision.batches)} batches, {len(todo)} with work, pause "
         f"{format_duration(policy.pause_seconds)}, health {policy.health_mode.value} (timeout "
         f"{format_duration(policy.health_timeout_seconds)}), on failure {policy.on_failure.value}",

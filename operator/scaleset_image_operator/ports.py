@@ -33,7 +33,13 @@ class ScaleSetGateway(Protocol):
         ...
 
     async def resolve_image(self, ref: ScaleSetRef, image: Image, location: str) -> Image:
-        """The concrete image a spec names (``latest`` becomes the newest published version)."""
+        """The concrete image a spec names: a platform image's ``latest`` becomes the newest published version, a
+        gallery image definition the version Azure would deploy in ``location``; any other image is itself."""
+        ...
+
+    async def check_image(self, ref: ScaleSetRef, image: Image, location: str) -> None:
+        """Read-only: raise ``ImageRejected`` (reason ImageNotFound, naming the image and ``location``) when Azure
+        does not know the image; an image that follows a source is resolved as ``resolve_image`` would."""
         ...
 
     async def update_model_image(self, ref: ScaleSetRef, image: Image, etag: str) -> None:

@@ -85,16 +85,18 @@ class PassResult:
 def read_controls(resource: Resource) -> tuple[Controls, list[str]]:
     """Approval and abort from annotations; malformed values are ignored and reported, never guessed at."""
     notes: list[str] = []
-    approved: int | None = None
+    approved: tuple[str, int] | None = None
     raw = resource.annotations.get(APPROVE_ANNOTATION)
     if raw is not None:
-        text = str(raw).strip()
-        if (
-            text.isascii() and text.isdigit() and len(text) <= 6
-        ):  # ASCII only: superscript, Arabic-Indic or fullwidth digits pass isdigit()
-            approved = int(text)
+        rollout, _, index = str(raw).strip().partition("/")
+        # ASCII only: superscript, Arabic-Indic or fullwidth digits pass isdigit()
+        if rollout.isascii() and rollout.isalnum() and index.isascii() and index.isdigit() and len(index) <= 6:
+            approved = (rollout.lower(), int(index))
         else:
-            notes.append(f'ignoring annotation {APPROVE_ANNOTATION}={raw!r}: expected a batch index such as "1"')
+            notes.append(
+                f"ignoring annotation {APPROVE_ANNOTATION}={raw!r}: expected <rollout id>/<batch index> such as "
+                '"3f9c2a/1" (the rollout id is status.rollout.id)'
+            )
     abort_raw = resource.annotations.get(ABORT_ANNOTATION)
     abort = False
     if abort_raw is not None:
@@ -103,7 +105,7 @@ def read_controls(resource: Resource) -> tuple[Controls, list[str]]:
             abort = lowered == "true"
         else:
             notes.append(f'ignoring annotation {ABORT_ANNOTATION}={abort_raw!r}: expected "true" or "false"')
-    return Controls(generation=resource.generation, approved_batch=approved, abort=abort), notes
+    return Controls(generation=resource.generation, approved=approved, abort=abort), notes
 
 
 class Reconciler:
@@ -172,6 +174,10 @@ class Reconciler:
         if notes:
             decision = dataclasses.replace(decision, message=f"{decision.message} ({'; '.join(notes)})")
         try:
+            if spec.dry_run and decision.reason == "DryRun" and not desired.same_as(observation.scale_set.model_image):
+                # A real pass would learn from Azure's answer to its PATCH whether the image exists; a dry run
+                # asks before it would write, so that it refuses what the real pass would be refused.
+                await self._gateway.check_image(spec.scale_set, desired, observation.scale_set.location)
             refusal = self._recent_refusal(resource, decision, now)
             if refusal is not None:
                 return self._problem(
@@ -186,7 +192,18 @@ class Reconciler:
         except PreconditionFailed:
             decision = dataclasses.replace(decision, progress=progress, action=None, requeue_after=0.0)
         except ImageRejected as problem:
-            assert isinstance(decision.action, UpdateModel)
+            if spec.dry_run:
+                message = f"Azure would refuse the image: {problem.message}"
+                return self._problem(
+                    resource,
+                    problem.reason,
+                    message,
+                    now,
+                    requeue=self._settings.steady_seconds,
+                    observation=observation,
+                )
+            if not isinstance(decision.action, UpdateModel):
+                return self._azure_problem(resource, problem, now, observation=observation)
             message = f"Azure refused the image: {problem.message}"
             result = self._problem(
                 resource, problem.reason, message, now, requeue=self._settings.steady_seconds, observation=observation
@@ -252,7 +269,7 @@ class Reconciler:
     ) -> bool:
         """Whether a settled ScaleSetImage's steady check may read only the model (see the module's docstring)."""
         return (
-            not spec.image.is_latest
+            not spec.image.follows_source
             and _nothing_asked(resource, controls, notes)
             and now - settled[1] < FULL_CHECK_PASSES * self._settings.steady_seconds
             and resource.status.get("phase") == Phase.SUCCEEDED.value

@@ -2,7 +2,8 @@
 
 Loads the Kubernetes client configuration (kubeconfig as kubectl finds it, or in-cluster), waits to lead
 (a Lease, unless leader election is off), then runs kopf's engine with our handlers on its own registry until
-SIGTERM/SIGINT or the loss of leadership. ``/healthz`` on the health port answers from the start, for the
+SIGTERM/SIGINT or the loss of leadership; on SIGTERM the leader hands the Lease back once kopf has stopped, so a
+standby leads within seconds. ``/healthz`` on the health port answers from the start, for the
 standby too (a standby that failed its liveness probe would be restarted for no reason); it runs on the
 same event loop as kopf, so a blocked loop fails it.
 """
@@ -16,9 +17,11 @@ import signal
 import socket
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import kubernetes
+import yaml
 from aiohttp import web
 from prometheus_client import CollectorRegistry, start_http_server
 
@@ -46,13 +49,42 @@ class RunOptions:
     """``plain`` or ``json`` (one JSON object per line)."""
 
 
+NO_KUBERNETES_CONFIG = "no Kubernetes configuration: set KUBECONFIG, pass --kubeconfig, or run in a cluster"
+
+
+class KubernetesConfigError(Exception):
+    """No usable Kubernetes client configuration; the message (one line) names the file or the setting."""
+
+
 def load_kubernetes_config(kubeconfig: str) -> None:
+    """In a cluster, the pod's service account; else the kubeconfig: ``kubeconfig`` if given, else as kubectl
+    finds it (``KUBECONFIG``, else ``~/.kube/config``). Raises ``KubernetesConfigError`` naming what is missing or
+    broken instead of the client library's exceptions."""
+    where = f"--kubeconfig {kubeconfig}"
     if kubeconfig:
+        if not Path(kubeconfig).exists():
+            raise KubernetesConfigError(f"{where}: no such file")
+        if Path(kubeconfig).is_dir():
+            raise KubernetesConfigError(f"{where}: is a folder, not a kubeconfig file")
         os.environ["KUBECONFIG"] = kubeconfig
     try:
         kubernetes.config.load_incluster_config()
+        return
     except kubernetes.config.ConfigException:
+        pass  # not in a cluster (or its service account is not mounted): the kubeconfig it is
+    if not kubeconfig:
+        listed = [path for path in os.environ.get("KUBECONFIG", "").split(os.pathsep) if path]
+        where = f"KUBECONFIG={os.environ.get('KUBECONFIG')}" if listed else "~/.kube/config"
+        if not any(Path(path).expanduser().exists() for path in listed or ["~/.kube/config"]):
+            raise KubernetesConfigError(f"{where}: no such file" if listed else NO_KUBERNETES_CONFIG)
+    try:
         kubernetes.config.load_kube_config(config_file=kubeconfig or None)
+    except (kubernetes.config.ConfigException, OSError, yaml.YAMLError, TypeError, ValueError, KeyError) as error:
+        # A file that is no kubeconfig (a list, a string) fails deep inside the loader, with a TypeError or so.
+        detail = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        if isinstance(error, TypeError | KeyError):
+            detail = "expected a mapping with clusters, contexts and users"
+        raise KubernetesConfigError(f"{where}: not a usable kubeconfig: {detail}") from None
 
 
 async def _health_server(port: int, leading: asyncio.Event) -> web.AppRunner:
@@ -113,6 +145,7 @@ async def _lead_and_operate(
         for waiter in (leading, stopping, failing):
             waiter.cancel()
         if stop.is_set():
+            await elector.release()  # ends the election; hands the Lease back if it was taken at this moment
             return 0
         if elector.lost.is_set():
             log.error("leader election ended before this replica led: exiting so that it restarts as a candidate")
@@ -138,9 +171,12 @@ async def _lead_and_operate(
             await gateway.close()
     if elector is not None:
         watcher.cancel()
-    if elector is not None and elector.lost.is_set():
-        log.error("lost leadership: exiting so that a standby can take over")
-        return 1
+        if elector.lost.is_set():
+            log.error("lost leadership: exiting so that a standby can take over")
+            return 1
+        # kopf has stopped, so nothing acts as the leader any more: hand the Lease back for a standby to lead now
+        # rather than after the Lease expires.
+        await elector.release()
     return 0
 
 

@@ -30,8 +30,6 @@ class Settings:
     """OAuth scope requested for ARM tokens. Env: SCALESET_IMAGE_ARM_SCOPE."""
     ca_bundle: Path | None = None
     """Extra CA certificate file (PEM) trusted for ARM and the token authority. Env: SCALESET_IMAGE_CA_BUNDLE."""
-    allow_http: bool = False
-    """Permit an http:// ARM endpoint (local experiments only). Env: SCALESET_IMAGE_ALLOW_HTTP."""
     poll_seconds: float = 10.0
     """Seconds between passes while a rollout moves. Env: SCALESET_IMAGE_POLL_SECONDS."""
     steady_seconds: float = 600.0
@@ -39,6 +37,10 @@ class Settings:
     retry_after_cap: float = 30.0
     """Longest Retry-After (seconds) waited inside one Azure call; longer ones end the pass and requeue.
     Env: SCALESET_IMAGE_RETRY_AFTER_CAP."""
+    azure_timeout_seconds: float = 60.0
+    """Longest time (seconds) one Azure request may take, the SDK's retries, the Retry-After waits and the token
+    request included; a request that outlives it ends the pass as AzureUnavailable, so a hung connection cannot
+    hold a ScaleSetImage. Longer than the Retry-After cap. Env: SCALESET_IMAGE_AZURE_TIMEOUT."""
     max_requeue: float = 900.0
     """Longest delay (seconds) before a throttled or failed ScaleSetImage is looked at again.
     Env: SCALESET_IMAGE_MAX_REQUEUE."""
@@ -58,19 +60,26 @@ class Settings:
 
     def __post_init__(self) -> None:
         parsed = urlparse(self.arm_endpoint)
-        if parsed.scheme not in ("https", "http") or not parsed.netloc:
-            raise SettingsError(f"SCALESET_IMAGE_ARM_ENDPOINT must be an https:// URL, not {self.arm_endpoint!r}")
-        if parsed.scheme == "http" and not self.allow_http:
+        if parsed.scheme == "http" and parsed.netloc:
+            # azure-core's bearer-token policy refuses to send a token over plain http: no request could be made.
             raise SettingsError(
-                f"SCALESET_IMAGE_ARM_ENDPOINT {self.arm_endpoint!r} is plain http: tokens would travel unencrypted. "
-                "Use https, or set SCALESET_IMAGE_ALLOW_HTTP=true for a local experiment"
+                f"SCALESET_IMAGE_ARM_ENDPOINT {self.arm_endpoint!r} is plain http: https is required "
+                "(bearer tokens are sent over TLS only)"
             )
+        if parsed.scheme != "https" or not parsed.netloc:
+            raise SettingsError(f"SCALESET_IMAGE_ARM_ENDPOINT must be an https:// URL, not {self.arm_endpoint!r}")
         if self.ca_bundle is not None and not self.ca_bundle.is_file():
             raise SettingsError(f"SCALESET_IMAGE_CA_BUNDLE: no such file {self.ca_bundle}")
         for name in ("poll_seconds", "steady_seconds", "retry_after_cap", "max_requeue", "budget_share"):
             value = getattr(self, name)
             if not math.isfinite(value) or value <= 0:
                 raise SettingsError(f"{_ENV[name]} must be a positive number of seconds (or requests), not {value}")
+        if not math.isfinite(self.azure_timeout_seconds) or self.azure_timeout_seconds <= self.retry_after_cap:
+            raise SettingsError(
+                f"{_ENV['azure_timeout_seconds']} must be a number of seconds longer than "
+                f"{_ENV['retry_after_cap']} ({self.retry_after_cap:g}), the longest Retry-After waited inside "
+                f"one Azure call; not {self.azure_timeout_seconds:g}"
+            )
         if not math.isfinite(self.image_cache_seconds) or self.image_cache_seconds < 0:
             raise SettingsError(f"{_ENV['image_cache_seconds']} must be zero or more seconds")
         if not 1 <= self.metrics_port <= 65535:
@@ -85,10 +94,10 @@ _ENV = {
     "arm_endpoint": "SCALESET_IMAGE_ARM_ENDPOINT",
     "arm_scope": "SCALESET_IMAGE_ARM_SCOPE",
     "ca_bundle": "SCALESET_IMAGE_CA_BUNDLE",
-    "allow_http": "SCALESET_IMAGE_ALLOW_HTTP",
     "poll_seconds": "SCALESET_IMAGE_POLL_SECONDS",
     "steady_seconds": "SCALESET_IMAGE_STEADY_SECONDS",
     "retry_after_cap": "SCALESET_IMAGE_RETRY_AFTER_CAP",
+    "azure_timeout_seconds": "SCALESET_IMAGE_AZURE_TIMEOUT",
     "max_requeue": "SCALESET_IMAGE_MAX_REQUEUE",
     "budget_share": "SCALESET_IMAGE_BUDGET_SHARE",
     "image_cache_seconds": "SCALESET_IMAGE_IMAGE_CACHE_SECONDS",

@@ -2,7 +2,9 @@
 
 The credential is azure-identity's ``DefaultAzureCredential`` (workload identity on AKS, managed identity,
 or the environment), renewed when Azure refuses a token early (azure/credentials.py), configured with the CA
-bundle when one is set so that a private authority or the simulator's token endpoint can be trusted.
+bundle when one is set so that a private authority or the simulator's token endpoint can be trusted. Its socket
+reads end within ``Settings.azure_timeout_seconds`` like the gateway's; every token request the operator makes is
+also inside a gateway call, whose deadline covers it.
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ from .settings import Settings
 
 def credential(settings: Settings) -> RenewableCredential:
     """DefaultAzureCredential, renewed (a fresh token cache) when Azure refuses one of its tokens."""
+    # Only the read timeout: a connection_timeout here would also replace managed identity's own 2 s one.
     return RenewableCredential(
         lambda: DefaultAzureCredential(
-            connection_verify=settings.connection_verify, exclude_interactive_browser_credential=True
+            connection_verify=settings.connection_verify,
+            exclude_interactive_browser_credential=True,
+            read_timeout=settings.azure_timeout_seconds,
         ),
         clock=time.monotonic,
     )
@@ -35,5 +40,6 @@ def gateway(settings: Settings, credential: AsyncTokenCredential) -> AzureGatewa
         retry_after_cap=settings.retry_after_cap,
         budget_share=settings.budget_share,
         image_cache_seconds=settings.image_cache_seconds,
+        timeout_seconds=settings.azure_timeout_seconds,
     )
     return AzureGateway(credential, options, clock=time.monotonic)

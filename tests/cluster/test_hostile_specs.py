@@ -129,7 +129,25 @@ GARBAGE_APPROVALS = (
     "\x001",
     "\U0001f642",
 )
-HELD_GARBAGE = ("", "yes", "-1", "+1", "1.0", "9999999", "\u00b2", "\u0661", "\uff11", "1\u200b", "\U0001f642")
+HELD_GARBAGE = (
+    "",
+    "yes",
+    "1",
+    "-1",
+    "+1",
+    "1.0",
+    "9999999",
+    "\u00b2",
+    "\u0661",
+    "\uff11",
+    "1\u200b",
+    "\U0001f642",
+    "/1",
+    "abc/",
+    "ab c/1",
+    "abc/\u0661",
+    "ab\u00e9/1",
+)
 """Tried one after another on a held rollout: each reported, none releasing the batch (non-ASCII digits included:
 some int() reads as numbers, some it refuses)."""
 GARBAGE_ABORTS = (
@@ -148,11 +166,11 @@ GARBAGE_ABORTS = (
 )
 
 
-def is_batch_index(value: str) -> bool:
-    """The contract of ``scaleset.dev/approve-batch``: a batch index such as "1" (ASCII digits; blanks around it
-    forgiven). Anything else is garbage."""
-    text = value.strip()
-    return text.isascii() and text.isdigit() and len(text) <= 6
+def is_approval(value: str) -> bool:
+    """The contract of ``scaleset.dev/approve-batch``: ``<rollout id>/<batch index>`` such as "3f9c2a/1" (ASCII
+    letters and digits, then ASCII digits; blanks around it forgiven). Anything else is garbage."""
+    rollout, _, index = value.strip().partition("/")
+    return rollout.isascii() and rollout.isalnum() and index.isascii() and index.isdigit() and len(index) <= 6
 
 
 def is_abort_switch(value: str) -> bool:
@@ -731,13 +749,13 @@ def controls(draw: st.DrawFn, document: dict[str, Any]) -> tuple[dict[str, str],
         st.one_of(
             st.none(),
             st.sampled_from(GARBAGE_APPROVALS),
-            ODD_TEXT.filter(lambda v: not is_batch_index(v)),
-            st.integers(0, 999999).map(str),
+            ODD_TEXT.filter(lambda v: not is_approval(v)),
+            st.integers(0, 999999).map(lambda index: f"0a1b2c/{index}"),
         )
     )
     if approve is not None:
         annotations[APPROVE_ANNOTATION] = approve
-        if not is_batch_index(approve):
+        if not is_approval(approve):
             garbage.append(APPROVE_ANNOTATION)
     abort = draw(
         st.one_of(
@@ -986,7 +1004,8 @@ def test_garbage_in_approve_batch_is_reported_and_never_releases_a_held_batch(ar
         assert held(document), f"{APPROVE_ANNOTATION}={value!r}: {summary(document)}"
         assert upgrades == [], f"{APPROVE_ANNOTATION}={value!r} released the held batch: {upgrades}"
 
-    arena.kubectl.run("annotate", "ssi", ssi, "-n", arena.namespace, f"{APPROVE_ANNOTATION}=1", "--overwrite")
+    rollout = arena.read(ssi)["status"]["rollout"]["id"]
+    arena.kubectl.run("annotate", "ssi", ssi, "-n", arena.namespace, f"{APPROVE_ANNOTATION}={rollout}/1", "--overwrite")
     done = eventually(lambda: arena.read(ssi), lambda doc: phase(doc) == "Succeeded", timeout=60, interval=0.3)
     upgrades = [
         e

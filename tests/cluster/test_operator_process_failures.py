@@ -7,6 +7,7 @@ update domains upgrading at once. The scale sets here are slower (3 update domai
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -120,3 +121,48 @@ def test_of_two_replicas_only_the_leader_drives_and_the_standby_finishes_when_it
     assert standby.health() == {"status": "ok", "leading": True}
     assert took_over_in > 5  # the Lease had to expire first
     assert counters(control, slow_scale_set) == SAFE_AND_DONE
+
+
+def test_sigterm_hands_the_lease_over_in_seconds_and_sigkill_only_once_the_lease_expires(
+    operators: Operators,
+    apply: Callable[..., Any],
+    read_ssi: Read,
+    kubectl: Kubectl,
+    namespace: str,
+    slow_scale_set: ScaleSet,
+    control: SimulatorControl,
+) -> None:
+    """A rolling update of the Deployment sends the leader SIGTERM: it stops, hands the Lease back, and the standby
+    leads at its next attempt (every 2 s). A killed leader cannot: the standby waits out the Lease (15 s)."""
+    first = operators.start("replica-a")
+    eventually(first.health, leads, timeout=15, interval=0.2)
+    second = operators.start("replica-b")
+    apply(scale_set_image("web", namespace, slow_scale_set))
+    until(read_ssi, "web", lambda d: batch_in_flight(d, 1))
+
+    first.popen.send_signal(signal.SIGTERM)
+    terminated_at = time.monotonic()
+    eventually(second.health, leads, timeout=LEASE_SECONDS + 10, interval=0.1)
+    after_sigterm = time.monotonic() - terminated_at
+    first_exit = first.popen.wait(30)
+    holder_after_sigterm = lease(kubectl, first.lease_name)["holderIdentity"]
+    kubectl.run("wait", "--for=condition=Ready", "ssi/web", "-n", namespace, "--timeout=60s")
+
+    third = operators.start("replica-c")
+    second.kill()
+    killed_at = time.monotonic()
+    eventually(third.health, leads, timeout=LEASE_SECONDS + 15, interval=0.1)
+    after_sigkill = time.monotonic() - killed_at
+    print(f"\nthe standby led {after_sigterm:.1f} s after SIGTERM of the leader, {after_sigkill:.1f} s after SIGKILL")
+
+    assert first_exit == 0, first.log()
+    assert "handed Lease" in first.log() and "Traceback" not in first.log()
+    assert holder_after_sigterm == "replica-b"  # and no renewal of replica-a's came after its release
+    assert after_sigterm < 5
+    assert LEASE_SECONDS - 5 < after_sigkill < LEASE_SECONDS + 10
+    assert lease(kubectl, first.lease_name)["holderIdentity"] == "replica-c"
+    assert counters(control, slow_scale_set) == SAFE_AND_DONE
+
+
+def leads(health: dict[str, Any] | None) -> bool:
+    return bool(health and health["leading"])

@@ -1,7 +1,7 @@
 """Security as a person deploying the operator would check it: transport, secrets, permissions, the container.
 
-- ``scaleset-image run`` refuses a plain-http Azure Resource Manager endpoint unless ``SCALESET_IMAGE_ALLOW_HTTP``
-  opts in (tokens would travel in clear text), and starts with the opt-in.
+- ``scaleset-image run`` refuses a plain-http Azure Resource Manager endpoint at start, saying that https is
+  required: azure-core sends bearer tokens over TLS only, so there is no opt-in that could work.
 - TLS is verified by default: without ``SCALESET_IMAGE_CA_BUNDLE`` the operator does not trust the simulator's CA,
   gets no token and sends nothing to ARM, and says why in the ScaleSetImage's status.
 - Secrets never leak: after a real rollout and failure paths (Azure refusing the identity with 403, every issued
@@ -139,24 +139,19 @@ def read(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any]:
     return kubectl.json("get", "ssi", name, "-n", namespace)
 
 
-# --- plain http is refused unless opted into ------------------------------------------------------------------------
+# --- plain http is refused ----------------------------------------------------------------------------------------
 
 
 def refused_configurations(endpoint: str) -> dict[str, tuple[dict[str, str], tuple[str, ...], tuple[str, ...]]]:
     """name: (environment, flags, what the error must say)."""
-    refusal = ("SCALESET_IMAGE_ARM_ENDPOINT", "is plain http", "unencrypted", "SCALESET_IMAGE_ALLOW_HTTP=true")
+    refusal = ("SCALESET_IMAGE_ARM_ENDPOINT", f"{endpoint!r} is plain http: https is required")
     return {
         "an http endpoint in the environment": ({"SCALESET_IMAGE_ARM_ENDPOINT": endpoint}, (), refusal),
         "an http endpoint as --arm-endpoint": ({}, ("--arm-endpoint", endpoint), refusal),
-        "an opt-in that is not a boolean": (
-            {"SCALESET_IMAGE_ARM_ENDPOINT": endpoint, "SCALESET_IMAGE_ALLOW_HTTP": "sure"},
-            (),
-            ("SCALESET_IMAGE_ALLOW_HTTP='sure' is not a valid bool",),
-        ),
     }
 
 
-def test_a_plain_http_arm_endpoint_is_refused_at_start_naming_the_setting_and_the_opt_in(
+def test_a_plain_http_arm_endpoint_is_refused_at_start_saying_https_is_required(
     operator_kubeconfig: Path, azure_env: dict[str, str]
 ) -> None:
     """``scaleset-image run`` as the Deployment runs it, once per configuration (all at once: each exits at start)."""
@@ -183,26 +178,8 @@ def test_a_plain_http_arm_endpoint_is_refused_at_start_naming_the_setting_and_th
         for text in cases[name][2]:
             assert text in err, f"{name}: the error does not say {text!r}:\n{err}"
         assert "Traceback" not in err, f"{name}:\n{err}"
-
-
-def test_with_the_opt_in_the_operator_starts_on_a_plain_http_endpoint(
-    request: pytest.FixtureRequest,
-    reaper: Reaper,
-    operator_kubeconfig: Path,
-    azure_env: dict[str, str],
-    namespace: str,
-    tmp_path: Path,
-) -> None:
-    env = azure_env | {
-        "SCALESET_IMAGE_ARM_ENDPOINT": f"http://127.0.0.1:{free_port()}",
-        "SCALESET_IMAGE_ALLOW_HTTP": "1",
-    }
-    with operators_for(request, reaper, operator_kubeconfig, env, tmp_path) as operators:
-        operator = operators.start("http", args=("--namespace", namespace))
-
-        health = eventually(operator.health, lambda answer: bool(answer and answer["leading"]), timeout=30)
-        assert health == {"status": "ok", "leading": True}
-        assert operator.alive, operator.log()
+        assert len(err.strip().splitlines()) == 1, f"{name}: more than one line:\n{err}"
+        assert "allow" not in err.lower(), f"{name}: the error offers an opt-in that cannot work:\n{err}"
 
 
 # --- TLS is verified by default -------------------------------------------------------------------------------------
@@ -225,8 +202,8 @@ def test_without_a_ca_bundle_the_operator_does_not_trust_the_simulator_and_sends
         operators.start("no-ca", args=("--namespace", namespace))
         kubectl.run("apply", "-f", str(write_manifest(tmp_path, scale_set_image("web", namespace, scale_set))))
 
-        # The first refusal renews the credential once (transient AzureTokenRefused), the next is AuthFailed: both say
-        # why (each attempt takes a few seconds: azure-core retries a failed connection with a backoff).
+        # AuthFailed at once: a new credential would not trust the certificate either, so none is requested (the
+        # attempt takes a few seconds: azure-core retries a failed connection with a backoff).
         document = eventually(
             lambda: read(kubectl, namespace, "web"),
             lambda doc: condition(doc, "Degraded").get("reason") in ("AzureTokenRefused", "AuthFailed"),
@@ -237,10 +214,11 @@ def test_without_a_ca_bundle_the_operator_does_not_trust_the_simulator_and_sends
     assert private_azure.control.audit(scaleSet=scale_set.name) == [], "an ARM request reached the simulator"
     assert len(private_azure.authority.tokens) == issued, "a token was issued over an unverified connection"
     degraded = condition(document, "Degraded")
-    assert degraded["status"] == "True"
-    assert "certificate verify failed" in degraded["message"].lower(), (
-        f"the status does not say that the authority's certificate could not be verified: {degraded['message']!r}"
+    assert (degraded["status"], degraded["reason"]) == ("True", "AuthFailed")
+    assert "TLS: the server's certificate is not trusted; set SCALESET_IMAGE_CA_BUNDLE" in degraded["message"], (
+        f"the status does not say that the authority's certificate is not trusted: {degraded['message']!r}"
     )
+    assert "certificate verify failed" in degraded["message"].lower() and "refused" not in degraded["message"]
 
 
 # --- secrets never leak ---------------------------------------------------------------------------------------------

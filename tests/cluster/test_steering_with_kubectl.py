@@ -136,15 +136,53 @@ def test_a_canary_holds_after_the_first_batch_until_a_person_approves_the_next(
     held = until(read_ssi, "web", lambda d: phase(d) == "Paused" and upgraded(d) == 1)
     time.sleep(1.5)
     assert condition(held, "Progressing")["reason"] == "AwaitingApproval"
-    assert f"{APPROVE_ANNOTATION}=1" in held["status"]["message"]
+    rollout = held["status"]["rollout"]["id"]
+    assert f"{APPROVE_ANNOTATION}={rollout}/1" in held["status"]["message"]
     assert held["status"]["upgraded"] == "1/5"
     assert counters(control, scale_set)["upgrades"] == 1
     assert upgraded(read_ssi("web")) == 1
 
-    kubectl.run("annotate", "ssi", "web", "-n", namespace, f"{APPROVE_ANNOTATION}=1")
+    kubectl.run("annotate", "ssi", "web", "-n", namespace, f"{APPROVE_ANNOTATION}={rollout}/1")
     wait_ready(kubectl, namespace, "web")
     assert counters(control, scale_set)["upgrades"] == 5
     assert counters(control, scale_set)["maxConcurrentDomains"] == 1
+
+
+def test_an_approval_left_from_the_last_rollout_does_not_release_the_next_rollouts_canary(
+    operators: Operators,
+    apply: Callable[..., Any],
+    read_ssi: Read,
+    kubectl: Kubectl,
+    namespace: str,
+    small_scale_set: Callable[..., ScaleSet],
+    control: SimulatorControl,
+) -> None:
+    scale_set = small_scale_set()
+    operators.start()
+    apply(
+        scale_set_image(
+            "web", namespace, scale_set, image=jammy(JAMMY_VERSIONS[1]), rollout={"approval": "AfterFirstBatch"}
+        )
+    )
+    first = until(read_ssi, "web", lambda d: phase(d) == "Paused" and upgraded(d) == 1)["status"]["rollout"]["id"]
+    kubectl.run("annotate", "ssi", "web", "-n", namespace, f"{APPROVE_ANNOTATION}={first}/1")
+    wait_ready(kubectl, namespace, "web")
+
+    apply(
+        scale_set_image(
+            "web", namespace, scale_set, image=jammy(JAMMY_VERSIONS[2]), rollout={"approval": "AfterFirstBatch"}
+        )
+    )
+    held = until(
+        read_ssi, "web", lambda d: phase(d) == "Paused" and d["status"]["targetImage"].endswith(JAMMY_VERSIONS[2])
+    )
+    time.sleep(1.5)
+
+    second = read_ssi("web")
+    assert condition(second, "Progressing")["reason"] == "AwaitingApproval"
+    assert second["status"]["rollout"]["id"] not in ("", first)
+    assert held["metadata"]["annotations"][APPROVE_ANNOTATION] == f"{first}/1"
+    assert counters(control, scale_set)["upgrades"] == 5 + 1
 
 
 def test_the_abort_annotation_halts_the_rollout_and_removing_it_resumes(

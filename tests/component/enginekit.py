@@ -92,25 +92,15 @@ def ssi(
 
 
 @contextlib.asynccontextmanager
-async def engine_on(
-    simulator: SimulatorThread,
-    manifest: dict[str, Any],
-    *,
-    status_file: Path | None = None,
-    retry_after_cap: float = RETRY_AFTER_CAP,
-) -> AsyncIterator[LocalEngine]:
-    """A LocalEngine driving ``manifest`` against the simulator, its credential and gateway closed afterwards.
-
-    With ``status_file`` the engine starts from the status written there and writes each pass's status to it,
-    as a restarted operator resumes from the custom resource's status."""
-    ca = str(simulator.ca_file)
-    settings = Settings(
+async def gateway_on(simulator: SimulatorThread, settings: Settings | None = None) -> AsyncIterator[AzureGateway]:
+    """The production AzureGateway on the simulator (a real ClientSecretCredential), closed afterwards."""
+    settings = settings or Settings(
         arm_endpoint=simulator.url,
         ca_bundle=simulator.ca_file,
-        poll_seconds=POLL_SECONDS,
-        retry_after_cap=retry_after_cap,
+        retry_after_cap=RETRY_AFTER_CAP,
         budget_share=BUDGET_SHARE,
     )
+    ca = str(simulator.ca_file)
     async with ClientSecretCredential(
         TENANT_ID, CLIENT_ID, "any-secret", authority=simulator.url, connection_verify=ca
     ) as credential:
@@ -122,13 +112,40 @@ async def engine_on(
                 connection_verify=ca,
                 retry_after_cap=settings.retry_after_cap,
                 budget_share=settings.budget_share,
+                image_cache_seconds=settings.image_cache_seconds,
             ),
             clock=time.monotonic,
         )
         try:
-            yield LocalEngine(Reconciler(gateway, settings, time.time), manifest, status_file)
+            yield gateway
         finally:
             await gateway.close()
+
+
+@contextlib.asynccontextmanager
+async def engine_on(
+    simulator: SimulatorThread,
+    manifest: dict[str, Any],
+    *,
+    status_file: Path | None = None,
+    retry_after_cap: float = RETRY_AFTER_CAP,
+    image_cache_seconds: float = Settings.image_cache_seconds,
+) -> AsyncIterator[LocalEngine]:
+    """A LocalEngine driving ``manifest`` against the simulator, its credential and gateway closed afterwards.
+
+    With ``status_file`` the engine starts from the status written there and writes each pass's status to it,
+    as a restarted operator resumes from the custom resource's status. ``image_cache_seconds`` 0 makes every pass
+    resolve ``latest`` or a gallery image definition afresh."""
+    settings = Settings(
+        arm_endpoint=simulator.url,
+        ca_bundle=simulator.ca_file,
+        poll_seconds=POLL_SECONDS,
+        retry_after_cap=retry_after_cap,
+        budget_share=BUDGET_SHARE,
+        image_cache_seconds=image_cache_seconds,
+    )
+    async with gateway_on(simulator, settings) as gateway:
+        yield LocalEngine(Reconciler(gateway, settings, time.time), manifest, status_file)
 
 
 async def run_until(

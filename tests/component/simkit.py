@@ -21,6 +21,8 @@ from azure.core.credentials import AccessToken
 from azure.mgmt.compute.aio import ComputeManagementClient
 from azure.mgmt.compute.models import VirtualMachineScaleSetVM
 
+from scaleset_image_operator.simulator import SimulatorConfig
+
 TIME_SCALE = 60.0
 """Simulated seconds per real second. At 60 a 2 s upgrade takes 33 ms, and the simulator's LRO
 ``Retry-After`` (10 s, 30 s simulated) rounds down to 0, so the SDK polls at its ``polling_interval``."""
@@ -42,6 +44,19 @@ JAMMY = {"publisher": "Canonical", "offer": "0001-com-ubuntu-server-jammy", "sku
 JAMMY_VERSIONS = ("22.04.202409110", "22.04.202410020", "22.04.202411010")
 NOBLE = {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server"}
 NOBLE_VERSIONS = ("24.04.202410010", "24.04.202411030")
+
+
+def simulator_config(folder: Path, **overrides: Any) -> SimulatorConfig:
+    """How the suite runs a simulator: on 127.0.0.1 at a port the system picks (never a fixed one: ``make
+    simulator`` may hold 8443), its CA in ``folder``, at ``TIME_SCALE``, throttling; pass only what differs."""
+    defaults: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "ca_file": folder / "ca.pem",
+        "time_scale": TIME_SCALE,
+        "throttling": True,
+    }
+    return SimulatorConfig(**(defaults | overrides))
 
 
 @dataclass(frozen=True)
@@ -67,6 +82,19 @@ def only_this_scale_set(scale_set: ScaleSet) -> dict[str, str]:
 
 def jammy(version: str = JAMMY_VERSIONS[0]) -> dict[str, str]:
     return {**JAMMY, "version": version}
+
+
+IMAGE_GROUP = "rg-images"
+"""The resource group of the galleries and managed images tests publish."""
+
+
+def gallery_image(subscription_id: str, image: str = "web") -> str:
+    """The id of a gallery image definition in the test's subscription (gallery ``gallery`` in ``IMAGE_GROUP``); a
+    version's id is this plus ``/versions/<version>``."""
+    return (
+        f"/subscriptions/{subscription_id}/resourceGroups/{IMAGE_GROUP}/providers/Microsoft.Compute/galleries/gallery"
+        f"/images/{image}"
+    )
 
 
 def image_patch(image_reference: dict[str, str]) -> dict[str, Any]:
@@ -189,8 +217,9 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def run_plan(simulator: Any, manifest: Path) -> subprocess.CompletedProcess[str]:
-    """``scaleset-image plan -f manifest`` as a person runs it, with the simulator as ARM and as the token authority."""
+def run_plan(simulator: Any, manifest: Path, **variables: str) -> subprocess.CompletedProcess[str]:
+    """``scaleset-image plan -f manifest`` as a person runs it, with the simulator as ARM and as the token authority
+    (``variables`` override or add environment variables)."""
     env = {
         **os.environ,
         "AZURE_TENANT_ID": TENANT_ID,
@@ -199,6 +228,7 @@ def run_plan(simulator: Any, manifest: Path) -> subprocess.CompletedProcess[str]
         "AZURE_AUTHORITY_HOST": simulator.url,
         "SCALESET_IMAGE_ARM_ENDPOINT": simulator.url,
         "SCALESET_IMAGE_CA_BUNDLE": str(simulator.ca_file),
+        **variables,
     }
     return subprocess.run(
         [sys.executable, "-m", "scaleset_image_operator.cli", "plan", "-f", str(manifest)],

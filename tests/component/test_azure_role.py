@@ -9,7 +9,9 @@ Azure checks it at, which decides the role file the action belongs in:
 * ``scaleset-image-operator-role.json``, assigned at the scale sets' resource group (and at the images' scope);
 * ``scaleset-image-operator-image-versions-role.json``, assigned at the subscription: listing a platform image's
   versions is a subscription-level read (Azure answers ``AuthorizationFailed ... over scope
-  '/subscriptions/<id>'`` to an identity that holds its roles only on resource groups).
+  '/subscriptions/<id>'`` to an identity that holds its roles only on resource groups), and so are the reads of
+  one platform image version and of a shared or community gallery's image version (``check_image``), whose paths
+  are under ``/subscriptions/<id>/providers/Microsoft.Compute/locations/<region>`` too.
 
 A new gateway method, a new kind of ARM request or a new image kind fails here until the table, the roles and
 docs/install.md say what it needs.
@@ -61,6 +63,11 @@ _SEGMENT = "[^/]+"
 _SUBSCRIPTION = f"/subscriptions/{_SEGMENT}"
 _SCALE_SET = f"{_SUBSCRIPTION}/resourceGroups/{_SEGMENT}/providers/Microsoft.Compute/virtualMachineScaleSets/{_SEGMENT}"
 _LOCATION = f"{_SUBSCRIPTION}/providers/Microsoft.Compute/locations/{_SEGMENT}"
+_COMPUTE = f"{_SUBSCRIPTION}/resourceGroups/{_SEGMENT}/providers/Microsoft.Compute"
+_GALLERY_IMAGE = f"{_COMPUTE}/galleries/{_SEGMENT}/images/{_SEGMENT}"
+_PLATFORM_VERSIONS = (
+    f"{_LOCATION}/publishers/{_SEGMENT}/artifacttypes/vmimage/offers/{_SEGMENT}/skus/{_SEGMENT}/versions"
+)
 
 
 @dataclass(frozen=True)
@@ -99,8 +106,37 @@ ARM_REQUESTS = (
     ),
     Permission(
         "GET",
-        f"{_LOCATION}/publishers/{_SEGMENT}/artifacttypes/vmimage/offers/{_SEGMENT}/skus/{_SEGMENT}/versions",
+        _PLATFORM_VERSIONS,
         "Microsoft.Compute/locations/publishers/artifacttypes/offers/skus/versions/read",
+        AT_SUBSCRIPTION,
+    ),
+    # check_image: one version of a platform image (the same action as the list), of a gallery image, a managed
+    # image, and a shared or community gallery's version (these two under the subscription's locations).
+    Permission(
+        "GET",
+        f"{_PLATFORM_VERSIONS}/{_SEGMENT}",
+        "Microsoft.Compute/locations/publishers/artifacttypes/offers/skus/versions/read",
+        AT_SUBSCRIPTION,
+    ),
+    # resolve_image of a gallery image definition lists its versions; check_image reads one. At the gallery's scope.
+    Permission("GET", f"{_GALLERY_IMAGE}/versions", "Microsoft.Compute/galleries/images/versions/read", AT_IMAGE),
+    Permission(
+        "GET", f"{_GALLERY_IMAGE}/versions/{_SEGMENT}", "Microsoft.Compute/galleries/images/versions/read", AT_IMAGE
+    ),
+    Permission("GET", f"{_COMPUTE}/images/{_SEGMENT}", "Microsoft.Compute/images/read", AT_IMAGE),
+    # Actions of the Microsoft.Compute/locations/sharedGalleries and .../communityGalleries resource types
+    # (https://learn.microsoft.com/en-us/azure/role-based-access-control/permissions/compute; the built-in role
+    # "Compute Gallery Artifacts Publisher" grants them as Microsoft.Compute/locations/sharedGalleries/*).
+    Permission(
+        "GET",
+        f"{_LOCATION}/sharedGalleries/{_SEGMENT}/images/{_SEGMENT}/versions/{_SEGMENT}",
+        "Microsoft.Compute/locations/sharedGalleries/images/versions/read",
+        AT_SUBSCRIPTION,
+    ),
+    Permission(
+        "GET",
+        f"{_LOCATION}/communityGalleries/{_SEGMENT}/images/{_SEGMENT}/versions/{_SEGMENT}",
+        "Microsoft.Compute/locations/communityGalleries/images/versions/read",
         AT_SUBSCRIPTION,
     ),
 )
@@ -264,6 +300,19 @@ async def drive(simulator: SimulatorThread, control: SimulatorControl, subscript
             assert operation, "manualUpgrade answered no operation URL"
             assert (await gateway.operation_status(rolling_out, operation)).url == operation
             await settled(gateway, rolling_out, operation)
+            location = first.scale_set.location
+            definition = Image.of(ImageKind.ID, gallery_image)
+            newest = await gateway.resolve_image(rolling_out, definition, location)
+            assert newest.same_as(Image.of(ImageKind.ID, f"{gallery_image}/versions/1.1.0"))
+            for existing in (
+                Image.platform(**JAMMY, version=JAMMY_VERSIONS[0]),
+                Image.of(ImageKind.ID, f"{gallery_image}/versions/1.0.0"),
+                Image.of(ImageKind.ID, managed_image),
+                Image.of(ImageKind.SHARED_GALLERY, shared),
+                Image.of(ImageKind.COMMUNITY_GALLERY, community),
+                Image.of(ImageKind.URI, vhds[1]),
+            ):
+                await gateway.check_image(rolling_out, existing, location)
             for image in (
                 Image.of(ImageKind.ID, f"{gallery_image}/versions/1.0.0"),
                 Image.of(ImageKind.ID, gallery_image),

@@ -79,7 +79,7 @@ async def test_approval_after_first_batch_holds_the_rollout_after_the_canary_bat
 
     assert result.status["phase"] == "Paused"
     assert condition(result.status, "Progressing")["reason"] == "AwaitingApproval"
-    assert f"{APPROVE}=1" in result.status["message"]
+    assert f"{APPROVE}={result.status['rollout']['id']}/1" in result.status["message"]
     assert count_requests(control, scale_set, UPGRADES) == 1
     assert result.status["instances"]["upgraded"] == 1
 
@@ -88,8 +88,8 @@ async def test_approving_batch_one_releases_the_rest_of_an_after_first_batch_rol
     simulator: SimulatorThread, control: SimulatorControl, scale_set: ScaleSet, compute: ComputeManagementClient
 ) -> None:
     async with engine_on(simulator, ssi(scale_set, approval="AfterFirstBatch")) as engine:
-        await run_until(engine, settled)
-        engine.annotations[APPROVE] = "1"
+        held = await run_until(engine, settled)
+        engine.annotations[APPROVE] = f"{held.status['rollout']['id']}/1"
         result = await run_until(engine, settled)
 
     assert result.status["phase"] == "Succeeded"
@@ -97,14 +97,33 @@ async def test_approving_batch_one_releases_the_rest_of_an_after_first_batch_rol
     assert set((await instance_versions(compute, scale_set)).values()) == {TARGET_VERSION}
 
 
+async def test_an_approval_given_in_one_rollout_does_not_release_the_next_rollouts_canary(
+    simulator: SimulatorThread, control: SimulatorControl, scale_set: ScaleSet
+) -> None:
+    async with engine_on(simulator, ssi(scale_set, approval="AfterFirstBatch")) as engine:
+        first = await run_until(engine, settled)
+        engine.annotations[APPROVE] = f"{first.status['rollout']['id']}/1"
+        assert (await run_until(engine, settled)).status["phase"] == "Succeeded"
+        engine.spec = ssi(scale_set, version=JAMMY_VERSIONS[1], approval="AfterFirstBatch")["spec"]
+        engine.generation = 2
+        second = await run_until(engine, settled)
+
+    assert (second.status["phase"], second.status["currentBatch"]["index"]) == ("Paused", 1)
+    assert condition(second.status, "Progressing")["reason"] == "AwaitingApproval"
+    assert second.status["rollout"]["id"] != first.status["rollout"]["id"]
+    assert second.status["rollout"]["id"] in second.status["message"]
+    assert count_requests(control, scale_set, UPGRADES) == 5 + 1
+
+
 async def test_approval_each_batch_holds_before_every_batch_after_the_first(
     simulator: SimulatorThread, control: SimulatorControl, scale_set: ScaleSet
 ) -> None:
     async with engine_on(simulator, ssi(scale_set, approval="EachBatch")) as engine:
         first_hold = await run_until(engine, settled)
-        engine.annotations[APPROVE] = "1"
+        rollout = first_hold.status["rollout"]["id"]
+        engine.annotations[APPROVE] = f"{rollout}/1"
         second_hold = await run_until(engine, settled)
-        engine.annotations[APPROVE] = "4"
+        engine.annotations[APPROVE] = f"{rollout}/4"
         result = await run_until(engine, settled)
 
     assert (first_hold.status["phase"], first_hold.status["currentBatch"]["index"]) == ("Paused", 1)

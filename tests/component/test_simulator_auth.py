@@ -22,8 +22,9 @@ from component.simkit import (
     ScaleSet,
     StaticTokenCredential,
     bearer,
+    simulator_config,
 )
-from scaleset_image_operator.simulator import SimulatorConfig, SimulatorControl, SimulatorThread
+from scaleset_image_operator.simulator import SimulatorControl, SimulatorThread
 
 
 async def arm_error(response: aiohttp.ClientResponse) -> str:
@@ -121,9 +122,7 @@ async def test_a_valid_token_is_accepted_by_arm(
 @pytest.fixture(scope="module")
 def short_lived_tokens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorThread]:
     """A simulator of its own whose tokens expire one second after they are issued (real time)."""
-    config = SimulatorConfig(
-        ca_file=tmp_path_factory.mktemp("short-lived") / "ca.pem", time_scale=1.0, token_lifetime=1
-    )
+    config = simulator_config(tmp_path_factory.mktemp("short-lived"), time_scale=1.0, token_lifetime=1)
     with SimulatorThread(config) as sim:
         yield sim
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import time
+import uuid
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
@@ -18,7 +21,9 @@ from component.simkit import (
     image_patch,
     jammy,
     only_this_scale_set,
+    simulator_config,
 )
+from scaleset_image_operator.simulator import SimulatorControl, SimulatorThread
 
 
 @pytest.fixture
@@ -207,3 +212,18 @@ async def test_faults_fire_as_many_times_as_their_count(open_compute, control, s
                 outcomes.append(error.status_code)
 
     assert outcomes == [500, 500, 200]
+
+
+async def test_an_answer_held_by_a_slow_fault_is_dropped_once_its_client_gives_up(open_compute, tmp_path) -> None:
+    """A server that never answers: the client's own timeout ends the wait, and nothing is left behind holding the
+    simulator; it stops at once instead of after aiohttp's 60 s grace for requests in progress."""
+    with SimulatorThread(simulator_config(tmp_path)) as own:
+        control, subscription = SimulatorControl(own.url, own.ca_file), str(uuid.uuid4())
+        arm_id = control.create_scale_set(subscriptionId=subscription, resourceGroup="rg", name="hung", capacity=1)
+        control.inject_fault(kind="slow", match={"method": "GET", "path": f"{re.escape(arm_id)}(\\?|$)"}, seconds=3600)
+        async with open_compute(subscription, url=own.url, ca_file=own.ca_file, retry_total=0) as compute:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(compute.virtual_machine_scale_sets.get("rg", "hung"), timeout=0.5)
+        began = time.monotonic()
+
+    assert time.monotonic() - began < 5

@@ -20,6 +20,7 @@ from component.simkit import (
     ScaleSet,
     all_vms_eventually,
     exact_version,
+    gallery_image,
     image_patch,
     jammy,
     list_vms,
@@ -138,6 +139,23 @@ async def test_a_change_of_publisher_or_offer_is_refused_with_409_and_leaves_the
     assert after.etag == before.etag
     image = after.properties.virtual_machine_profile.storage_profile.image_reference
     assert (image.publisher, image.offer, image.version) == (JAMMY["publisher"], JAMMY["offer"], JAMMY_VERSIONS[0])
+
+
+async def test_a_change_from_a_platform_image_to_a_gallery_image_is_refused_as_an_image_type_change(
+    compute: ComputeManagementClient, control, scale_set: ScaleSet, subscription_id: str
+) -> None:
+    version = f"{gallery_image(subscription_id)}/versions/1.0.0"
+    control.publish_image(id=version)
+    before = await compute.virtual_machine_scale_sets.get(scale_set.resource_group, scale_set.name)
+    gallery = {"publisher": None, "offer": None, "sku": None, "version": None, "id": version}
+
+    with pytest.raises(ResourceExistsError) as refused:
+        await patch_image(compute, scale_set, gallery, etag=before.etag)  # type: ignore[arg-type]
+
+    assert (refused.value.status_code, refused.value.error.code) == (409, "OperationNotAllowed")
+    assert "Image type" in refused.value.error.message
+    after = await compute.virtual_machine_scale_sets.get(scale_set.resource_group, scale_set.name)
+    assert after.etag == before.etag
 
 
 async def test_a_version_never_published_is_refused_with_404_platform_image_not_found(

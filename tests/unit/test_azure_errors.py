@@ -5,6 +5,7 @@ them, mapped to the operator's transient and permanent problems."""
 from __future__ import annotations
 
 import json
+import ssl
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 from azure.core.utils import CaseInsensitiveDict
+from azure.identity import CredentialUnavailableError
 
 from scaleset_image_operator.azure.errors import (
     AuthFailed,
@@ -26,12 +28,15 @@ from scaleset_image_operator.azure.errors import (
     Conflict,
     ImageChangeRejected,
     ImageRejected,
+    NoCredentials,
     NotFound,
     Permanent,
     PreconditionFailed,
     Throttled,
+    TokenNotIssued,
     Transient,
     Unavailable,
+    UntrustedCertificate,
     classify,
 )
 
@@ -103,6 +108,25 @@ CLASSIFICATIONS = [
         id="409-property-change",
     ),
     pytest.param(
+        an_http_error(409, "PropertyChangeNotAllowed", kind=ResourceExistsError),
+        False,
+        BadRequest,
+        None,
+        id="409-property-change-of-no-image",
+    ),
+    pytest.param(
+        an_http_error(
+            409,
+            "OperationNotAllowed",
+            "The Image type for a Virtual Machine Scale Set may not be changed.",
+            kind=ResourceExistsError,
+        ),
+        True,
+        ImageChangeRejected,
+        None,
+        id="409-image-type-change",
+    ),
+    pytest.param(
         an_http_error(409, "OperationNotAllowed", kind=ResourceExistsError, retry_after="10"),
         False,
         Conflict,
@@ -160,7 +184,7 @@ CLASSIFICATIONS = [
     pytest.param(
         ClientAuthenticationError("ClientSecretCredential: AADSTS7000215 invalid client secret"),
         False,
-        AuthFailed,
+        TokenNotIssued,
         None,
         id="no-token",
     ),
@@ -186,6 +210,9 @@ def test_each_azure_failure_is_classified_where_it_is_raised(
         (PreconditionFailed, Transient, "ModelChanged"),
         (NotFound, Permanent, "ScaleSetNotFound"),
         (AuthFailed, Permanent, "AuthFailed"),
+        (TokenNotIssued, AuthFailed, "AuthFailed"),
+        (NoCredentials, AuthFailed, "AuthFailed"),
+        (UntrustedCertificate, AuthFailed, "AuthFailed"),
         (ImageRejected, Permanent, "ImageNotFound"),
         (ImageChangeRejected, ImageRejected, "ImageChangeNotAllowed"),
         (BadRequest, Permanent, "AzureRejected"),
@@ -238,7 +265,7 @@ def test_a_credential_failure_without_a_response_still_names_its_cause() -> None
     )
 
 
-def test_a_chained_credential_failure_keeps_the_cause_and_drops_the_boilerplate() -> None:
+def test_a_chained_credential_failure_names_its_cause_and_drops_the_boilerplate() -> None:
     """DefaultAzureCredential names the real cause (here an untrusted certificate) below its first line."""
     text = (
         "DefaultAzureCredential failed to retrieve a token from the included credentials.\n"
@@ -248,9 +275,8 @@ def test_a_chained_credential_failure_keeps_the_cause_and_drops_the_boilerplate(
     )
     problem = classify(ClientAuthenticationError(text), what="token")
     assert problem.message == (
-        "token: Azure refused the credentials: DefaultAzureCredential failed to retrieve a token from the included "
-        "credentials.; EnvironmentCredential: Authentication failed: [SSL: CERTIFICATE_VERIFY_FAILED] self-signed "
-        "certificate"
+        "token: TLS: the server's certificate is not trusted; set SCALESET_IMAGE_CA_BUNDLE "
+        "(certificate verify failed: self-signed certificate)"
     )
 
 
@@ -276,3 +302,143 @@ def test_the_retry_after_header_is_read_whatever_its_case() -> None:
     response: Any = error.response
     response.headers["RETRY-AFTER"] = "9"
     assert classify(error, what="GET").retry_after == 9.0
+
+
+# -- credentials: none configured, an untrusted certificate, or a refusal --------------------------------------------
+# DefaultAzureCredential's messages as azure-identity 1.27 (aio) words them, copied from real runs: with no
+# configuration at all, against the simulator without its CA, with an empty federated token file (the simulator's
+# token endpoint answers 401 invalid_client), and with the token endpoint on a closed port.
+
+ATTEMPTED = "DefaultAzureCredential failed to retrieve a token from the included credentials.\nAttempted credentials:\n"
+MITIGATE = (
+    "\nTo mitigate this issue, please refer to the troubleshooting guidelines here at "
+    "https://aka.ms/azsdk/python/identity/defaultazurecredential/troubleshoot."
+)
+ENVIRONMENT_UNAVAILABLE = (
+    "\tEnvironmentCredential: EnvironmentCredential authentication unavailable. Environment variables are not fully "
+    "configured.\nVisit https://aka.ms/azsdk/python/identity/environmentcredential/troubleshoot to troubleshoot this "
+    "issue.\n"
+)
+NOTHING_CONFIGURED = (
+    ATTEMPTED
+    + ENVIRONMENT_UNAVAILABLE
+    + "\tWorkloadIdentityCredential: WorkloadIdentityCredential authentication unavailable. The workload options are "
+    "not fully configured. See the troubleshooting guide for more information: "
+    "https://aka.ms/azsdk/python/identity/workloadidentitycredential/troubleshoot. Missing required arguments: "
+    "'tenant_id', 'client_id', 'token_file_path'.\n"
+    '\tManagedIdentityCredential: Unexpected content type "text/plain"\n'
+    "\tSharedTokenCacheCredential: SharedTokenCacheCredential authentication unavailable. No accounts were found in "
+    "the cache.\n"
+    "\tVisualStudioCodeCredential: VisualStudioCodeCredential requires the 'azure-identity-broker' package to be "
+    "installed. You must also ensure you have the Azure Resources extension installed and have signed in to Azure "
+    "via Visual Studio Code.\n"
+    "\tAzureCliCredential: Azure CLI not found on path\n"
+    "\tAzurePowerShellCredential: PowerShell is not installed\n"
+    "\tAzureDeveloperCliCredential: Azure Developer CLI could not be found. Please visit https://aka.ms/azure-dev for "
+    "installation instructions and then,once installed, authenticate to your Azure account using 'azd auth login'."
+    + MITIGATE
+)
+UNTRUSTED_TOKEN_ENDPOINT = (
+    ATTEMPTED
+    + "\tEnvironmentCredential: Cannot connect to host 127.0.0.1:41217 ssl:True [SSLCertVerificationError: (1, '[SSL: "
+    "CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get local issuer certificate (_ssl.c:1006)')]"
+    + MITIGATE
+)
+REFUSED_BY_THE_TOKEN_ENDPOINT = (
+    ATTEMPTED
+    + ENVIRONMENT_UNAVAILABLE
+    + "\tWorkloadIdentityCredential: Microsoft Entra ID error '(invalid_client) AADSTS7000216: 'client_assertion', "
+    "'client_secret' or 'request' is required for the 'client_credentials' grant type.'\n"
+    'Content: {"error": "invalid_client", "error_description": "AADSTS7000216: \'client_assertion\', '
+    "'client_secret' or 'request' is required for the 'client_credentials' grant type.\"}" + MITIGATE
+)
+TOKEN_ENDPOINT_CLOSED = (
+    ATTEMPTED + "\tEnvironmentCredential: Cannot connect to host 127.0.0.1:56785 ssl:default [Connect call failed "
+    "('127.0.0.1', 56785)]" + MITIGATE
+)
+
+
+def test_no_configured_credential_is_reported_as_none_found_naming_those_tried() -> None:
+    problem = classify(ClientAuthenticationError(message=NOTHING_CONFIGURED), what="reading vmss-web")
+
+    assert type(problem) is NoCredentials and problem.reason == "AuthFailed"
+    assert problem.message.startswith(
+        "reading vmss-web: no credentials were found (tried: environment, workload identity, managed identity, "
+        "shared token cache, Visual Studio Code, Azure CLI, Azure PowerShell, Azure Developer CLI); "
+    )
+    assert "AZURE_CLIENT_ID" in problem.message and "refused" not in problem.message
+
+
+def test_a_lone_unavailable_credential_is_reported_as_none_found() -> None:
+    unavailable = CredentialUnavailableError("EnvironmentCredential authentication unavailable. Not configured.")
+    problem = classify(unavailable, what="token")
+
+    assert type(problem) is NoCredentials
+    assert problem.message.startswith("token: no credentials were found: EnvironmentCredential authentication")
+
+
+def test_an_untrusted_certificate_of_the_token_endpoint_says_to_set_the_ca_bundle() -> None:
+    problem = classify(ClientAuthenticationError(message=UNTRUSTED_TOKEN_ENDPOINT), what="reading vmss-web")
+
+    assert type(problem) is UntrustedCertificate and problem.reason == "AuthFailed"
+    assert problem.message == (
+        "reading vmss-web: TLS: the server's certificate is not trusted; set SCALESET_IMAGE_CA_BUNDLE "
+        "(127.0.0.1:41217: certificate verify failed: unable to get local issuer certificate)"
+    )
+
+
+def test_an_untrusted_certificate_of_arm_says_to_set_the_ca_bundle_instead_of_retrying() -> None:
+    """azure-core wraps aiohttp's certificate error, which wraps ssl's, in a ServiceRequestError."""
+    reason = "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate (_ssl.c:1006)"
+    error = ServiceRequestError(f"Cannot connect to host arm.example:443 ssl:True [SSLCertVerificationError: {reason}]")
+    error.__cause__ = ssl.SSLCertVerificationError(1, reason)
+
+    problem = classify(error, what="reading vmss-web")
+
+    assert type(problem) is UntrustedCertificate and isinstance(problem, Permanent)
+    assert problem.message == (
+        "reading vmss-web: TLS: the server's certificate is not trusted; set SCALESET_IMAGE_CA_BUNDLE "
+        "(arm.example:443: certificate verify failed: self-signed certificate)"
+    )
+
+
+def test_a_refusal_by_the_token_endpoint_says_azure_refused_the_credentials_with_its_code() -> None:
+    problem = classify(ClientAuthenticationError(message=REFUSED_BY_THE_TOKEN_ENDPOINT), what="reading vmss-web")
+
+    assert type(problem) is TokenNotIssued and problem.reason == "AuthFailed"
+    assert problem.message == (
+        "reading vmss-web: Azure refused the credentials: WorkloadIdentityCredential: Microsoft Entra ID error "
+        "'(invalid_client) AADSTS7000216: 'client_assertion', 'client_secret' or 'request' is required for the "
+        "'client_credentials' grant type.'"
+    )
+
+
+def test_a_token_endpoint_that_cannot_be_reached_is_passing_trouble_not_a_refusal() -> None:
+    problem = classify(ClientAuthenticationError(message=TOKEN_ENDPOINT_CLOSED), what="reading vmss-web")
+
+    assert type(problem) is Unavailable
+    assert problem.message == (
+        "reading vmss-web: could not reach the token endpoint: EnvironmentCredential: Cannot connect to host "
+        "127.0.0.1:56785 ssl:default [Connect call failed ('127.0.0.1', 56785)]"
+    )
+
+
+def test_an_arm_refusal_names_status_and_code_and_only_it_is_worth_a_new_credential() -> None:
+    """A new credential (an empty token cache) helps when ARM refused a token it had accepted before (revoked);
+    it cannot help when no credential is configured, a certificate is not trusted or the token endpoint refuses."""
+    invalid = an_http_error(
+        401, "InvalidAuthenticationToken", "The access token is invalid.", kind=ClientAuthenticationError
+    )
+    arm = classify(invalid, what="reading vmss-web")
+    others = [
+        classify(ClientAuthenticationError(message=text), what="token")
+        for text in (NOTHING_CONFIGURED, UNTRUSTED_TOKEN_ENDPOINT, REFUSED_BY_THE_TOKEN_ENDPOINT)
+    ]
+
+    assert type(arm) is AuthFailed and arm.renewable
+    assert arm.message == (
+        "reading vmss-web: Azure refused the credentials: 401 InvalidAuthenticationToken: The access token is invalid."
+    )
+    assert [(problem.reason, problem.renewable) for problem in others if isinstance(problem, AuthFailed)] == [
+        ("AuthFailed", False)
+    ] * 3

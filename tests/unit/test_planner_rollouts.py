@@ -209,16 +209,28 @@ def test_a_canary_holds_after_the_first_batch_until_approved() -> None:
     held = run.until_settled()
     assert (held.phase, held.reason) == (Phase.PAUSED, "AwaitingApproval")
     assert len(upgrades(run)) == 1
-    run.controls = Controls(approved_batch=1)
+    run.controls = Controls(approved=(held.progress.rollout_id, 1))
     assert run.until_settled().phase is Phase.SUCCEEDED
     assert len(upgrades(run)) == 5
+
+
+def test_an_approval_naming_another_rollout_releases_nothing() -> None:
+    run = make_run(capacity=10, approval=Approval.AFTER_FIRST_BATCH)
+    held = run.until_settled()
+    other = "0" * 6 if held.progress.rollout_id != "0" * 6 else "1" * 6
+    run.controls = Controls(approved=(other, 1))
+    again = run.until_settled()
+    assert (again.phase, again.reason) == (Phase.PAUSED, "AwaitingApproval")
+    assert held.progress.rollout_id in again.message
+    assert len(upgrades(run)) == 1
 
 
 def test_each_batch_approval_holds_before_every_later_batch() -> None:
     run = make_run(capacity=10, approval=Approval.EACH_BATCH)
     for expected in range(1, 5):
-        assert run.until_settled().reason == "AwaitingApproval"
-        run.controls = Controls(approved_batch=expected)
+        held = run.until_settled()
+        assert held.reason == "AwaitingApproval"
+        run.controls = Controls(approved=(held.progress.rollout_id, expected))
     assert run.until_settled().phase is Phase.SUCCEEDED
 
 

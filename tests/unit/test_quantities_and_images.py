@@ -252,7 +252,8 @@ def test_a_platform_image_is_not_made_from_a_reference() -> None:
         (JAMMY, Image.platform("CANONICAL", "0001-com-ubuntu-server-jammy", "22_04-lts", "1.0"), True),
         (JAMMY, Image.platform("Canonical", "ubuntu-24_04-lts", "server", "24.04.202501010"), False),
         (JAMMY, Image.platform("MicrosoftWindowsServer", "0001-com-ubuntu-server-jammy", "x", "1.0"), False),
-        (JAMMY, GALLERY, True),
+        (JAMMY, GALLERY, False),
+        (JAMMY, SHARED, False),
         (GALLERY, SHARED, True),
         (VHD, Image.of(ImageKind.URI, "https://other.blob.core.windows.net/vhds/v2.vhd"), True),
         (VHD, GALLERY, False),
@@ -420,3 +421,73 @@ def test_patching_a_vhd_model_onto_another_vhd_leaves_the_new_one() -> None:
     other = Image.of(ImageKind.URI, "https://account.blob.core.windows.net/vhds/v2.vhd")
     patched = merge_patch(storage_profile(VHD), other.model_patch())
     assert Image.from_reference(patched.get("imageReference"), patched["osDisk"].get("image")) == other
+
+
+# -- where an image lives ------------------------------------------------------------------------------------
+
+DEFINITION = Image.of(ImageKind.ID, GALLERY.ref.rsplit("/versions/", 1)[0])
+
+
+@pytest.mark.parametrize(
+    ("image", "follows"),
+    [
+        (JAMMY.with_version("latest"), True),
+        (DEFINITION, True),
+        (Image.of(ImageKind.ID, DEFINITION.ref + "/"), True),
+        (JAMMY, False),
+        (GALLERY, False),
+        (MANAGED, False),
+        (SHARED, False),
+        (COMMUNITY, False),
+        (VHD, False),
+    ],
+    ids=[
+        "platform-latest",
+        "definition",
+        "definition-slash",
+        "platform",
+        "version",
+        "managed",
+        "shared",
+        "community",
+        "vhd",
+    ],
+)
+def test_only_latest_and_a_gallery_definition_follow_a_source(image: Image, follows: bool) -> None:
+    assert image.follows_source is follows
+
+
+def test_a_gallery_definition_at_a_version_names_that_version_of_it() -> None:
+    assert DEFINITION.with_version("1.4.0") == GALLERY
+    assert JAMMY.with_version("latest").with_version("22.04.1") == JAMMY.with_version("22.04.1")
+
+
+@pytest.mark.parametrize(
+    ("image", "expected"),
+    [
+        (GALLERY, ("gallery", SUB, "rg-images", "g", "web", "1.4.0")),
+        (DEFINITION, ("gallery", SUB, "rg-images", "g", "web", "")),
+        (MANAGED, ("managed", SUB, "rg-images", "", "web-1.4.0", "")),
+        (SHARED, ("shared", "", "", "abc-SHAREDGALLERY", "web", "1.4.0")),
+        (COMMUNITY, ("community", "", "", "web-1a2b", "web", "1.4.0")),
+    ],
+    ids=["gallery-version", "gallery-definition", "managed", "shared", "community"],
+)
+def test_an_images_source_names_the_parts_the_compute_read_apis_take(image: Image, expected: tuple[str, ...]) -> None:
+    source = image.source
+    assert source is not None
+    assert (source.form, source.subscription, source.group, source.gallery, source.image, source.version) == expected
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        JAMMY,
+        VHD,
+        Image.of(ImageKind.ID, f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Compute/disks/d"),
+        Image.of(ImageKind.SHARED_GALLERY, "/CommunityGalleries/web-1a2b/Images/web/Versions/1.4.0"),
+    ],
+    ids=["platform", "vhd", "not-an-image-id", "community-id-as-shared"],
+)
+def test_an_image_of_no_known_source_has_none(image: Image) -> None:
+    assert image.source is None

@@ -105,3 +105,23 @@ def test_a_malformed_fault_is_refused_with_a_reason(body: dict[str, object]) -> 
     with pytest.raises(ArmError) as refused:
         FaultBook().add(body)
     assert refused.value.status == 400
+
+
+def test_a_gallery_definition_resolves_to_its_highest_version_for_the_region_not_excluded_from_latest() -> None:
+    definition = "/subscriptions/s/resourceGroups/r/providers/Microsoft.Compute/galleries/g/images/web"
+    catalog = ImageCatalog()
+    catalog.publish({"id": f"{definition}/versions/1.9.0", "targetRegions": ["West Europe"]})
+    catalog.publish({"id": f"{definition}/versions/1.10.0", "targetRegions": ["westeurope", "East US"]})
+    catalog.publish(
+        {"id": f"{definition}/versions/1.11.0", "targetRegions": ["West Europe"], "excludeFromLatest": True}
+    )
+    catalog.publish(
+        {"id": f"{definition}/versions/1.12.0", "targetRegions": [{"name": "WestEurope", "excludeFromLatest": True}]}
+    )
+    catalog.publish({"id": f"{definition}/versions/2.0.0", "targetRegions": ["East US"]})
+
+    assert catalog.resolve({"id": definition}, None, "westeurope") == {"id": f"{definition}/versions/1.10.0"}
+    assert catalog.resolve({"id": definition}, None, "eastus") == {"id": f"{definition}/versions/2.0.0"}
+    with pytest.raises(ArmError) as none_there:
+        catalog.resolve({"id": definition}, None, "northeurope")
+    assert (none_there.value.status, none_there.value.code) == (400, "InvalidParameter")

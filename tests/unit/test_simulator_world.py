@@ -232,3 +232,27 @@ def test_a_stuck_upgrade_finishes_only_when_the_faults_are_cleared() -> None:
 @pytest.mark.parametrize(("text", "seconds"), [("PT0S", 0), ("PT30S", 30), ("PT1M30S", 90), ("PT2H", 7200)])
 def test_iso_durations_are_read_as_azure_writes_them(text: str, seconds: float) -> None:
     assert iso_duration_seconds(text) == seconds
+
+
+def test_a_model_change_is_refused_once_the_instances_reference_ten_models_and_the_model_is_kept() -> None:
+    world, hand = make_world()
+    vmss = scale_set(world, capacity=10)
+    versions = ("22.04.202410020", "22.04.202409110")
+    for k in range(9):  # the 9th change makes the 10th model its instances reference: still allowed
+        world.update(vmss, image_patch(versions[k % 2]), if_match=None)
+        world.manual_upgrade(vmss, {"instanceIds": [str(k)]})
+        run_until(world, hand, 120)
+    assert len({i.profile_version for i in vmss.instances.values()}) == 10
+    before = (vmss.etag, vmss.profile_version, repr(vmss.resource))
+
+    with pytest.raises(ArmError) as refused:
+        world.update(vmss, image_patch(NEW_VERSION), if_match=None)
+
+    assert (refused.value.status, refused.value.code) == (400, "OperationNotAllowed")
+    assert f"Virtual Machine Scale Set '{vmss.name}' has reached its limit of 10 models" in refused.value.message
+    assert (vmss.etag, vmss.profile_version, repr(vmss.resource)) == before
+    world.update(vmss, {"sku": {"capacity": 10}, "tags": {"team": "web"}}, if_match=None)  # no new model: allowed
+    world.manual_upgrade(vmss, {"instanceIds": [str(k) for k in range(10)]})
+    run_until(world, hand, 120)
+    world.update(vmss, image_patch(NEW_VERSION), if_match=None)
+    assert vmss.profile_version == 11

@@ -5,6 +5,9 @@ What it promises the reconciler:
   plus one GET of the in-flight operation's status URL when there is one; never a call per instance; while a
   batch runs, ``operation_status`` reads only the operation;
 - a model write is a PATCH holding only the image fields, guarded by ``If-Match`` with the etag read;
+- an image that follows a source (a platform image's ``latest``, a gallery image definition) costs one list of its
+  versions per ``image_cache_seconds`` (a gallery's sent to, and counted against, the gallery's subscription);
+  ``check_image`` is one read of the image;
 - ``manualUpgrade`` is started without waiting (``polling=False``) and its ``Azure-AsyncOperation`` URL returned,
   so the operation can be awaited across operator restarts instead of being repeated;
 - ``Retry-After`` is honoured inside a call only up to ``retry_after_cap``; a longer one ends the call as
@@ -12,26 +15,33 @@ What it promises the reconciler:
   the operator's own budget for its Compute policy;
 - one TLS context per gateway: with a CA bundle, azure-core would build a new one per request (``connection_verify``
   as a path), so no connection would be reused; the clients share one aiohttp connector built with it instead;
-- every answer's status code and ``x-ms-ratelimit-remaining-*`` headers go to ``AzureStats``.
+- every answer's status code and ``x-ms-ratelimit-remaining-*`` headers go to ``AzureStats``;
+- every SDK call ends within ``timeout_seconds``, its retries, ``Retry-After`` waits and token request included
+  (``CallDeadline``), and every socket read and connect within the same: azure-core's own limits are 300 s per
+  read, retried, so a connection Azure stopped answering on would hold the pass for many minutes. A call that
+  outlives it is the transient ``Unavailable``, saying what timed out.
 
 Every endpoint, CA bundle and authority comes from ``Settings``; that is how the simulator is used.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import re
 import ssl
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from azure.core import MatchConditions
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import HttpResponseError
-from azure.core.pipeline import PipelineResponse
-from azure.core.pipeline.policies import AsyncRetryPolicy
+from azure.core.exceptions import HttpResponseError, ServiceRequestTimeoutError, ServiceResponseTimeoutError
+from azure.core.pipeline import PipelineRequest, PipelineResponse
+from azure.core.pipeline.policies import AsyncHTTPPolicy, AsyncRetryPolicy
 from azure.core.pipeline.transport import AioHttpTransport
 from azure.core.rest import HttpRequest
 from azure.mgmt.compute.aio import ComputeManagementClient
@@ -44,7 +54,7 @@ from ..ports import Observation
 from .budget import IMAGE_LIST, MODEL_WRITE, OPERATION_GET, SCALE_SET_GET, UPGRADE, VM_LIST, RequestBudget
 from .convert import operation_from_arm, scale_set_from_arm
 from .credentials import RenewableCredential
-from .errors import AuthFailed, AzureProblem, Conflict, ImageRejected, Throttled, TokenRefused, classify
+from .errors import AuthFailed, AzureProblem, Conflict, ImageRejected, Throttled, TokenRefused, Unavailable, classify
 from .operations import operation_name
 
 _RATE_LIMIT = re.compile(r"(?:Microsoft\.Compute/)?(?P<policy>[A-Za-z0-9]+);(?P<remaining>\d+)")
@@ -91,6 +101,31 @@ class CappedRetryPolicy(AsyncRetryPolicy[Any, Any]):
         return not (method in ("POST", "PATCH") and response.http_response.status_code >= 500 and not has_retry_after)
 
 
+class CallTimedOut(TimeoutError):
+    """An SDK call that outlived ``GatewayOptions.timeout_seconds``; the message names the request."""
+
+
+class CallDeadline(AsyncHTTPPolicy[Any, Any]):
+    """Ends one SDK call after ``seconds``, whatever it is waiting for. A per-call policy: it runs outside the
+    retry policy and the bearer-token policy, so retries, ``Retry-After`` waits and the token request all count."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    async def send(self, request: PipelineRequest[Any]) -> PipelineResponse[Any, Any]:
+        deadline = asyncio.timeout(self.seconds)
+        try:
+            async with deadline:
+                return await self.next.send(request)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            http = request.http_request
+            path = urlsplit(http.url).path
+            raise CallTimedOut(f"no answer from Azure to {http.method} {path} within {self.seconds:g} s") from None
+
+
 @dataclass(frozen=True)
 class GatewayOptions:
     arm_endpoint: str
@@ -100,6 +135,8 @@ class GatewayOptions:
     budget_share: float = 0.5
     image_cache_seconds: float = 300.0
     retry_total: int = 4
+    timeout_seconds: float = 60.0
+    """Longest time one SDK call may take (``Settings.azure_timeout_seconds``), and every socket connect or read."""
 
 
 class AzureGateway:
@@ -135,7 +172,9 @@ class AzureGateway:
     def _client(self, subscription: str) -> ComputeManagementClient:
         client = self._clients.get(subscription.lower())
         if client is None:
-            transport: dict[str, Any] = {}
+            timeout = self._options.timeout_seconds
+            sockets = {"connection_timeout": timeout, "read_timeout": timeout}
+            transport: dict[str, Any] = dict(sockets)
             if self._ssl is not None:
                 # Called from a coroutine: aiohttp wants its session made inside the running loop.
                 session = aiohttp.ClientSession(
@@ -144,7 +183,7 @@ class AzureGateway:
                     cookie_jar=aiohttp.DummyCookieJar(),
                     auto_decompress=False,
                 )
-                transport["transport"] = AioHttpTransport(session=session, session_owner=True)
+                transport = {"transport": AioHttpTransport(session=session, session_owner=True, **sockets)}
             client = ComputeManagementClient(
                 self._credential,
                 subscription,
@@ -158,6 +197,7 @@ class AzureGateway:
                     retry_backoff_max=10,
                 ),
                 raw_response_hook=self._hook,
+                per_call_policies=[CallDeadline(timeout)],
                 polling_interval=1.0,
                 **transport,
             )
@@ -173,9 +213,15 @@ class AzureGateway:
         await self.budget.spend(ref.subscription_id, *((policy, 1.0) for policy in policies))
 
     def _problem(self, ref: ScaleSetRef, error: Exception, what: str, *, image_write: bool = False) -> AzureProblem:
+        if isinstance(error, CallTimedOut | ServiceRequestTimeoutError | ServiceResponseTimeoutError):
+            # Nothing is known to be wrong but the wait: try again on the next pass. A write may have been acted
+            # on; the next observation says so.
+            detail = error if isinstance(error, CallTimedOut) else f"{type(error).__name__}: {error}"
+            return Unavailable(f"{what}: timed out: {detail}")
         problem = classify(error, what=what, image_write=image_write)
         credential = self._credential
-        if isinstance(problem, AuthFailed) and isinstance(credential, RenewableCredential) and credential.renew():
+        renewable = isinstance(problem, AuthFailed) and problem.renewable  # a new credential finds no CA, no identity
+        if renewable and isinstance(credential, RenewableCredential) and credential.renew():
             return TokenRefused(f"{problem.message}; requesting a new token", status=problem.status, retry_after=1.0)
         if isinstance(problem, Throttled) and problem.retry_after:
             self.budget.block(ref.subscription_id, problem.retry_after)
@@ -236,6 +282,8 @@ class AzureGateway:
         return operation_from_arm(url, response.json())
 
     async def resolve_image(self, ref: ScaleSetRef, image: Image, location: str) -> Image:
+        if image.is_gallery_definition:
+            return await self._newest_gallery_version(ref, image, location)
         if not image.is_latest:
             return image
         key = (
@@ -264,6 +312,91 @@ class AzureGateway:
         newest = max(names, key=_version_key)
         self._image_cache[key] = (self._clock(), newest)
         return image.with_version(newest)
+
+    async def _newest_gallery_version(self, ref: ScaleSetRef, image: Image, location: str) -> Image:
+        """A gallery image definition's version Azure would deploy in ``location`` (its "latest"): the highest
+        version number (major, then minor, then patch) that is not excluded from latest, for the whole version
+        or for that region, and is replicated to that region (docs/simulator.md, "Gallery image versions and
+        definitions")."""
+        source = image.source
+        if source is None:  # is_gallery_definition says it parses; kept for the type checker
+            return image
+        key = ("gallery", source.subscription.lower(), _region(location), image.ref.rstrip("/").lower())
+        cached = self._image_cache.get(key)
+        if cached is not None and self._clock() - cached[0] < self._options.image_cache_seconds:
+            return image.with_version(cached[1])
+        at = _in_subscription(ref, source.subscription)
+        client = self._client(at.subscription_id)
+        what = f"listing versions of the gallery image {image.key()}"
+        pages = 0
+
+        def count_page(response: PipelineResponse[Any, Any]) -> None:
+            nonlocal pages
+            self._hook(response)
+            pages += 1
+
+        try:
+            await self._spend(at, IMAGE_LIST)
+            pager = client.gallery_image_versions.list_by_gallery_image(
+                source.group, source.gallery, source.image, raw_response_hook=count_page
+            )
+            versions = [version async for version in pager]
+            if pages > 1:
+                self.budget.debit(at.subscription_id, IMAGE_LIST, pages - 1)
+        except Exception as error:
+            raise self._problem(at, error, what, image_write=True) from error
+        names = [name for version in versions if (name := _deployable_in(version, location))]
+        if not names:
+            raise ImageRejected(
+                f"{what}: no version of it is replicated to {location} and not excluded from latest "
+                f"({len(versions)} version(s) in the definition; see publishingProfile.targetRegions and "
+                "excludeFromLatest)",
+                code="GalleryImageNotFound",
+            )
+        newest = max(names, key=_version_key)
+        self._image_cache[key] = (self._clock(), newest)
+        return image.with_version(newest)
+
+    async def check_image(self, ref: ScaleSetRef, image: Image, location: str) -> None:
+        """Whether the image exists for ``location``, by one read of it (nothing is written): ``ImageRejected``
+        (ImageNotFound) when Azure does not know it. An image that follows a source is resolved as a rollout
+        would resolve it. A legacy VHD is a storage blob, not an ARM resource, and a shared or community gallery id
+        without a version names nothing to read: neither is checked here (nor an id of no shape Azure knows)."""
+        if image.follows_source:
+            await self.resolve_image(ref, image, location)
+            return
+        source = image.source
+        if image.kind is ImageKind.URI or (source is None and image.kind is not ImageKind.PLATFORM):
+            return
+        if source is not None and source.form in ("shared", "community") and source.version.lower() in ("", "latest"):
+            return  # names no version to read; Azure picks one at VM create
+        at = _in_subscription(ref, source.subscription) if source is not None and source.subscription else ref
+        client = self._client(at.subscription_id)
+        what = f"checking that the image {image.key()} exists in {location}"
+        try:
+            await self._spend(at, IMAGE_LIST)
+            if source is None:
+                images = client.virtual_machine_images
+                await images.get(location, image.publisher, image.offer, image.sku, image.version)
+            elif source.form == "gallery":
+                await client.gallery_image_versions.get(source.group, source.gallery, source.image, source.version)
+            elif source.form == "managed":
+                await client.images.get(source.group, source.image)
+            elif source.form == "shared":
+                await client.shared_gallery_image_versions.get(location, source.gallery, source.image, source.version)
+            else:
+                await client.community_gallery_image_versions.get(
+                    location, source.gallery, source.image, source.version
+                )
+        except Exception as error:
+            problem = self._problem(at, error, what, image_write=True)
+            if isinstance(problem, ImageRejected):
+                raise ImageRejected(
+                    f"{what}: Azure does not know it: {problem.message.removeprefix(f'{what}: ')}",
+                    code=problem.code,
+                    status=problem.status,
+                ) from error
+            raise problem from error
 
     # ------------------------------------------------------------------------------- writes
 
@@ -336,3 +469,30 @@ class AzureGateway:
 
 def _version_key(version: str) -> tuple[tuple[int, str], ...]:
     return tuple((int(part), "") if part.isdigit() else (-1, part) for part in version.split("."))
+
+
+def _region(name: str) -> str:
+    """A region name as Azure compares it: "West Europe", "westeurope" and "WestEurope" are one region."""
+    return name.replace(" ", "").lower()
+
+
+def _in_subscription(ref: ScaleSetRef, subscription: str) -> ScaleSetRef:
+    """``ref`` for the requests about an image in ``subscription``: they go to, and are counted against, the image's
+    subscription, which need not be the scale set's."""
+    return dataclasses.replace(ref, subscription_id=subscription)
+
+
+def _deployable_in(version: Any, location: str) -> str:
+    """A gallery image version's name if Azure would take it as the definition's latest in ``location``, else "".
+
+    ``version`` is a ``GalleryImageVersion`` (a mapping of Azure's JSON). A version not yet (or no longer)
+    ``Succeeded`` cannot be deployed, whatever its number."""
+    properties = version.get("properties") or {}
+    profile = properties.get("publishingProfile") or {}
+    state = str(properties.get("provisioningState") or "Succeeded")
+    if profile.get("excludeFromLatest") or state.lower() != "succeeded":
+        return ""
+    for region in profile.get("targetRegions") or []:
+        if _region(str(region.get("name") or "")) == _region(location):
+            return "" if region.get("excludeFromLatest") else str(version.get("name") or "")
+    return ""

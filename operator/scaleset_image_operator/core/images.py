@@ -2,11 +2,17 @@
 Azure compares them (names case-insensitively, versions exactly).
 
 Pure values. ``Image.from_reference`` reads an ARM ``imageReference`` / ``osDisk.image`` shape (plain dicts);
-``Image.model_patch`` writes the PATCH body fragment that changes only the image of a scale set's model.
+``Image.model_patch`` writes the PATCH body fragment that changes only the image of a scale set's model;
+``Image.source`` splits an image's id into the names the Compute read APIs take (``ImageSource``).
+
+Two images *follow a source* rather than name one concrete image: a platform image at version ``latest`` and a
+gallery image definition (``.../galleries/G/images/I`` without ``/versions/``), which Azure resolves to the
+definition's newest version at each VM create. The operator resolves both itself and pins the result.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -21,6 +27,37 @@ class ImageKind(StrEnum):
 
 
 REFERENCE_KINDS = (ImageKind.ID, ImageKind.SHARED_GALLERY, ImageKind.COMMUNITY_GALLERY)
+
+_NAME = r"[^/]+"
+_GALLERY_ID = re.compile(
+    rf"^/subscriptions/(?P<subscription>{_NAME})/resourceGroups/(?P<group>{_NAME})/providers/Microsoft\.Compute"
+    rf"/galleries/(?P<gallery>{_NAME})/images/(?P<image>{_NAME})(?:/versions/(?P<version>{_NAME}))?$",
+    re.IGNORECASE,
+)
+_MANAGED_ID = re.compile(
+    rf"^/subscriptions/(?P<subscription>{_NAME})/resourceGroups/(?P<group>{_NAME})/providers/Microsoft\.Compute"
+    rf"/images/(?P<image>{_NAME})$",
+    re.IGNORECASE,
+)
+_SHARED_ID = re.compile(
+    rf"^/(?:Shared|Community)Galleries/(?P<gallery>{_NAME})/Images/(?P<image>{_NAME})(?:/Versions/(?P<version>{_NAME}))?$",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """Where an image lives, in the names the Compute read APIs take. ``form`` is one of ``gallery`` (an Azure
+    Compute Gallery image: a version, or the definition when ``version`` is empty), ``managed`` (a managed image;
+    ``image`` is its name), ``shared`` or ``community`` (a gallery shared directly or to the community:
+    ``gallery`` is its unique or public name, ``subscription`` and ``group`` are empty)."""
+
+    form: str
+    subscription: str
+    group: str
+    gallery: str
+    image: str
+    version: str = ""
 
 
 @dataclass(frozen=True)
@@ -48,6 +85,45 @@ class Image:
     def is_latest(self) -> bool:
         return self.kind is ImageKind.PLATFORM and self.version.lower() == "latest"
 
+    @property
+    def source(self) -> ImageSource | None:
+        """The gallery, managed image or shared/community gallery this image is in (None for platform and VHD
+        images, and for an id of no shape Azure knows)."""
+        ref = self.ref.rstrip("/")
+        if self.kind is ImageKind.ID:
+            gallery = _GALLERY_ID.match(ref)
+            if gallery:
+                return ImageSource(
+                    "gallery",
+                    gallery["subscription"],
+                    gallery["group"],
+                    gallery["gallery"],
+                    gallery["image"],
+                    gallery["version"] or "",
+                )
+            managed = _MANAGED_ID.match(ref)
+            if managed:
+                return ImageSource("managed", managed["subscription"], managed["group"], "", managed["image"])
+            return None
+        if self.kind in (ImageKind.SHARED_GALLERY, ImageKind.COMMUNITY_GALLERY):
+            shared = _SHARED_ID.match(ref)
+            form = "shared" if self.kind is ImageKind.SHARED_GALLERY else "community"
+            if shared and ref.lower().startswith(f"/{form}galleries/"):
+                return ImageSource(form, "", "", shared["gallery"], shared["image"], shared["version"] or "")
+        return None
+
+    @property
+    def is_gallery_definition(self) -> bool:
+        """A gallery image definition's id (no ``/versions/``): Azure takes its newest version at VM create."""
+        source = self.source
+        return source is not None and source.form == "gallery" and not source.version
+
+    @property
+    def follows_source(self) -> bool:
+        """Whether the image Azure would deploy from this one can change without anyone changing the model:
+        ``latest`` of a platform image, or a gallery image definition. Such an image is resolved on every check."""
+        return self.is_latest or self.is_gallery_definition
+
     def key(self) -> str:
         """How people write it: ``publisher:offer:sku:version``, or the id / URI."""
         if self.kind is ImageKind.PLATFORM:
@@ -64,12 +140,18 @@ class Image:
         return other is not None and self._normal() == other._normal()
 
     def with_version(self, version: str) -> Image:
+        """The same platform image at ``version``, or the version ``version`` of a gallery image definition."""
+        if self.is_gallery_definition:
+            return Image.of(ImageKind.ID, f"{self.ref.rstrip('/')}/versions/{version}")
         return Image.platform(self.publisher, self.offer, self.sku, version)
 
     def same_family(self, other: Image) -> bool:
-        """Whether Azure lets a model move from ``other`` to this image in place (same publisher and offer
-        for platform images; never between a managed reference and a legacy VHD)."""
+        """Whether Azure lets a model move from ``other`` to this image in place: the same publisher and offer
+        for platform images; never between a platform image and a custom one (managed, gallery: "The Image type
+        for a Virtual Machine Scale Set may not be changed"), nor between a managed reference and a legacy VHD."""
         if (self.kind is ImageKind.URI) != (other.kind is ImageKind.URI):
+            return False
+        if (self.kind is ImageKind.PLATFORM) != (other.kind is ImageKind.PLATFORM):
             return False
         if self.kind is ImageKind.PLATFORM and other.kind is ImageKind.PLATFORM:
             return (self.publisher.lower(), self.offer.lower()) == (other.publisher.lower(), other.offer.lower())

@@ -18,6 +18,7 @@ Rules (DESIGN.md section 4), each a property test in tests/unit:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -72,6 +73,8 @@ class Outcome:
 @dataclass(frozen=True)
 class Progress:
     target: Image | None = None
+    rollout_id: str = ""
+    """Names this rollout (``status.rollout.id``): an approval counts only for the rollout it names."""
     previous: Image | None = None
     model_written: bool = False
     in_flight: InFlight | None = None
@@ -92,7 +95,8 @@ class Controls:
     """What people say through annotations, and the spec generation being acted on."""
 
     generation: int = 1
-    approved_batch: int | None = None
+    approved: tuple[str, int] | None = None
+    """(rollout id, batch index) from ``scaleset.dev/approve-batch: "<rollout id>/<batch index>"``."""
     abort: bool = False
 
 
@@ -186,6 +190,12 @@ def plan_batches(instances: Sequence[InstanceView], policy: RolloutPolicy) -> tu
     return tuple(batches)
 
 
+def rollout_id(target: Image, started_at: float) -> str:
+    """A short name for one rollout: its target and the moment it began (a drift repair of the same target, or the
+    same target asked for again later, is another rollout)."""
+    return hashlib.sha256(f"{target.key()}|{started_at:.6f}".encode()).hexdigest()[:6]
+
+
 def _names(scale_set: str, instances: Iterable[InstanceView], why: dict[str, str]) -> str:
     return ", ".join(f"{scale_set}_{i.instance_id} ({why.get(i.instance_id, 'unhealthy')})" for i in instances)
 
@@ -263,7 +273,8 @@ class _Pass:
                 retry_failed=True,
             )
         if p.target is not None and p.target.same_as(self.desired):
-            self.progress = p
+            # A status written before rollouts had ids gets one, so that its approvals can name it.
+            self.progress = p if p.rollout_id else replace(p, rollout_id=rollout_id(p.target, p.started_at or self.now))
             return
         model = self.observed.model_image
         if p.target is None:
@@ -275,7 +286,13 @@ class _Pass:
         keep = p.in_flight
         if keep is not None:
             keep = replace(keep, instance_ids=()) if keep.operation else None
-        self.progress = Progress(target=self.desired, previous=previous, in_flight=keep, started_at=self.now)
+        self.progress = Progress(
+            target=self.desired,
+            rollout_id=rollout_id(self.desired, self.now),
+            previous=previous,
+            in_flight=keep,
+            started_at=self.now,
+        )
 
     def fail(self, reason: str, message: str, *, may_roll_back: bool = True) -> Decision:
         p = self.progress
@@ -410,7 +427,12 @@ class _Pass:
         if target.same_as(observed.model_image):
             return None
         if p.completed_at is not None and not p.rolling_back:
-            self.progress = p = Progress(target=p.target, previous=observed.model_image, started_at=self.now)
+            self.progress = p = Progress(
+                target=p.target,
+                rollout_id=rollout_id(target, self.now),
+                previous=observed.model_image,
+                started_at=self.now,
+            )
         elif p.model_written and not p.rolling_back:
             model = observed.model_image.key() if observed.model_image else "no image"
             return self.fail(
@@ -424,20 +446,15 @@ class _Pass:
             return self.fail(
                 "ImageChangeNotAllowed",
                 f"Azure does not allow changing the model from {observed.model_image.key()} to "
-                f"{target.key()} in place (publisher/offer or managed/VHD change); create a new scale "
-                "set for it",
+                f"{target.key()} in place (a publisher or offer change, platform to custom image or back, or managed "
+                "to VHD or back); create a new scale set for it",
                 may_roll_back=False,
-            )
-        if self.spec.dry_run:
-            return self.decide(
-                None,
-                Phase.PLANNED,
-                "DryRun",
-                f"dry run: would change the model image to {target.key()}, then upgrade {len(self.batches)} batches",
             )
         policy_step = self.upgrade_policy_step()
         if policy_step is not None:
             return policy_step
+        if self.spec.dry_run:
+            return self.dry_run(f"change the model image to {target.key()}, then upgrade {len(self.batches)} batches")
         self.progress = replace(p, model_written=True, started_at=p.started_at or self.now)
         phase = Phase.ROLLING_BACK if p.rolling_back else Phase.UPDATING_MODEL
         return self.decide(
@@ -454,6 +471,8 @@ class _Pass:
         if mode == "Manual":
             return None
         if self.spec.upgrade_policy is UpgradePolicyRule.ENFORCE:
+            if self.spec.dry_run:
+                return None  # the dry run's verdict says the mode would be set first
             return self.decide(
                 EnforceManualUpgradePolicy(self.observed.etag),
                 self.moving_phase(),
@@ -470,6 +489,13 @@ class _Pass:
             "spec.upgradePolicy: Enforce to let the operator do it",
             degraded="UpgradePolicyNotManual",
         )
+
+    def dry_run(self, what: str, *, current: Batch | None = None) -> Decision:
+        """Where a real pass would write its first change, a dry run stops and says what it would do; every check
+        before that point ran as in a real pass, so a rollout a real pass refuses is refused here the same way."""
+        mode = self.observed.upgrade_mode
+        first = f"set upgradePolicy.mode from {mode} to Manual, then " if mode != "Manual" else ""
+        return self.decide(None, Phase.PLANNED, "DryRun", f"dry run: would {first}{what}", current=current)
 
     def judge(
         self, instances: Iterable[InstanceView], started_at: float | None
@@ -636,15 +662,15 @@ class _Pass:
                 None,
                 Phase.PAUSED,
                 "AwaitingApproval",
-                f"waiting for approval of batch {batch.index}: kubectl annotate scalesetimage "
-                f"<name> scaleset.dev/approve-batch={batch.index} --overwrite",
+                f"waiting for approval of batch {batch.index} of rollout {p.rollout_id}: kubectl annotate "
+                f"scalesetimage <name> scaleset.dev/approve-batch={p.rollout_id}/{batch.index} --overwrite",
                 current=batch,
             )
-        if self.spec.dry_run:
-            return self.decide(None, Phase.PLANNED, "DryRun", f"dry run: {len(todo)} batches to upgrade", current=batch)
         policy_step = self.upgrade_policy_step()
         if policy_step is not None:
             return policy_step
+        if self.spec.dry_run:
+            return self.dry_run(f"upgrade {len(todo)} batches", current=batch)
         ids = tuple(i for i in batch.instance_ids if i in self.by_id and i not in skip and needs_upgrade(self.by_id[i]))
         self.progress = replace(
             p,
@@ -671,8 +697,8 @@ class _Pass:
             return False
         if approval is Approval.AFTER_FIRST_BATCH and started > 1:
             return False
-        approved = self.controls.approved_batch
-        return approved is None or approved < batch.index
+        approved = self.controls.approved
+        return approved is None or approved[0] != self.progress.rollout_id or approved[1] < batch.index
 
 
 def plan(

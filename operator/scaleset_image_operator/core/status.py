@@ -170,6 +170,7 @@ def _batch(batch: Batch) -> dict[str, Any]:
 def _rollout_memory(progress: Progress) -> dict[str, Any]:
     memory: dict[str, Any] = {
         "target": progress.target.key() if progress.target else "",
+        "id": progress.rollout_id,
         "modelWritten": progress.model_written,
         "batchesStarted": progress.batches_started,
         "rollingBack": progress.rolling_back,
@@ -347,6 +348,7 @@ def progress_from_status(status: Mapping[str, Any] | None) -> Progress:
         )
     return Progress(
         target=Image.parse_key(str(memory.get("target") or "")),
+        rollout_id=str(memory.get("id") or ""),
         previous=Image.parse_key(str(status.get("previousImage") or "")),
         model_written=bool(memory.get("modelWritten", False)),
         in_flight=in_flight,

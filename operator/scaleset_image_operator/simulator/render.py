@@ -8,7 +8,7 @@ from collections import Counter
 from typing import Any
 
 from .clock import SimClock, iso
-from .model import SCALE_SET_TYPE, VM_TYPE, Instance, Operation, ScaleSet
+from .model import SCALE_SET_TYPE, VM_TYPE, Instance, Operation, RollingUpgrade, ScaleSet
 
 _HEALTH_TEXT = {
     "Healthy": "The VM is healthy",
@@ -249,9 +249,7 @@ def operation(record: Operation, clock: SimClock) -> dict[str, Any]:
     return document
 
 
-def rolling_upgrade(resource: ScaleSet, clock: SimClock) -> dict[str, Any]:
-    rolling = resource.rolling
-    assert rolling is not None
+def rolling_upgrade(resource: ScaleSet, rolling: RollingUpgrade, clock: SimClock) -> dict[str, Any]:
     total = sum(len(batch) for batch in rolling.batches)
     properties: dict[str, Any] = {
         "policy": {

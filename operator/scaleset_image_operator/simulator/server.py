@@ -29,10 +29,10 @@ from aiohttp import web
 
 from . import render
 from .auth import TokenAuthority, audience_of_scope
-from .clock import SimClock
+from .clock import SimClock, iso
 from .errors import ArmError, invalid_parameter
 from .faults import FaultBook
-from .images import ImageCatalog
+from .images import GalleryVersion, ImageCatalog
 from .model import Operation, ScaleSet
 from .throttling import Throttler
 from .world import World
@@ -94,10 +94,10 @@ class Simulator:
     # --------------------------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
+        """Listen, then write the CA file (into a folder that must exist): a simulator that cannot listen leaves
+        no CA behind for clients to trust, nor an old one overwritten. Raises ``OSError`` for either."""
         ca = trustme.CA()
         server_cert = ca.issue_cert("localhost", "127.0.0.1", "::1")
-        self.ca_file.parent.mkdir(parents=True, exist_ok=True)
-        ca.cert_pem.write_to_path(str(self.ca_file))
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         server_cert.configure_cert(context)
         app = web.Application(client_max_size=8 * 1024 * 1024)
@@ -106,10 +106,13 @@ class Simulator:
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port, ssl_context=context)
-        await site.start()
-        server = site._server
-        assert server is not None
-        port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        try:
+            await site.start()
+            ca.cert_pem.write_to_path(str(self.ca_file))
+        except BaseException:
+            await self.stop()
+            raise
+        port = int(self._runner.addresses[0][1])  # the port picked when the configured one is 0
         host = self.config.host if ":" not in self.config.host else f"[{self.config.host}]"
         self.url = f"https://{host}:{port}"
 
@@ -237,7 +240,7 @@ class Simulator:
 
     async def _apply_fault(self, request: web.Request, fault: Any, headers: dict[str, str]) -> web.Response | None:
         if fault.kind == "slow":
-            await asyncio.sleep(fault.seconds)
+            await _hold(request, fault.seconds)
             return None
         if fault.kind == "reset":
             transport = request.transport
@@ -299,6 +302,8 @@ class Simulator:
             "versions",
         )
         gallery = (*rg, "galleries", "{gallery}", "images", "{image}", "versions")
+        shared = (*loc, "sharedgalleries", "{gallery}", "images", "{image}", "versions", "{version}")
+        community = (*loc, "communitygalleries", "{gallery}", "images", "{image}", "versions", "{version}")
         r = _Route
         return [
             r("GET", vmss, self._get_vmss, "VirtualMachineScaleSets_Get", "GetVMScaleSet"),
@@ -385,6 +390,8 @@ class Simulator:
             r("GET", gallery, self._list_gallery_versions, "GalleryImageVersions_ListByGalleryImage", "GetImage"),
             r("GET", (*gallery, "{version}"), self._get_gallery_version, "GalleryImageVersions_Get", "GetImage"),
             r("GET", (*rg, "images", "{image}"), self._get_managed_image, "Images_Get", "GetImage"),
+            r("GET", shared, self._get_shared_version, "SharedGalleryImageVersions_Get", "GetImage"),
+            r("GET", community, self._get_community_version, "CommunityGalleryImageVersions_Get", "GetImage"),
         ]
 
     def _match(self, method: str, lowered: list[str], parts: list[str]) -> tuple[_Route | None, dict[str, str], bool]:
@@ -536,7 +543,7 @@ class Simulator:
             raise ArmError(
                 404, "NotFound", f"No rolling upgrade has been run on Virtual Machine Scale Set '{scale_set.name}'."
             )
-        return _json(render.rolling_upgrade(scale_set, self.clock))
+        return _json(render.rolling_upgrade(scale_set, scale_set.rolling, self.clock))
 
     async def _list_vms(self, request: web.Request, captures: dict[str, str]) -> web.Response:
         scale_set = self._find(captures)
@@ -637,7 +644,7 @@ class Simulator:
         versions = self.world.catalog.platform_versions(captures["pub"], captures["offer"], captures["sku"])
         match = [v for v in versions if v.lower() == captures["version"].lower()]
         if not match:
-            raise ArmError(404, "NotFound", f"Artifact: VMImage was not found for version '{captures['version']}'.")
+            raise ArmError(404, "NotFound", "Artifact: VMImage was not found.")
         os_type = "Windows" if captures["pub"].lower().startswith("microsoftwindows") else "Linux"
         return _json(
             {
@@ -659,27 +666,58 @@ class Simulator:
             f"galleries/{captures['gallery']}/images/{captures['image']}"
         )
 
-    def _gallery_version_body(self, captures: dict[str, str], version: str) -> dict[str, Any]:
+    def _gallery_version_body(self, version: GalleryVersion) -> dict[str, Any]:
+        """A ``GalleryImageVersion`` in the shape of the REST spec's example (GalleryRP/stable/2024-03-03/examples/
+        galleryExamples/GalleryImageVersion_ListByGalleryImage.json); ``location``, the gallery's, is here the
+        first target region."""
         return {
-            "id": f"{self._gallery_prefix(captures)}/versions/{version}",
-            "name": version,
+            "id": version.id,
+            "name": version.name,
             "type": "Microsoft.Compute/galleries/images/versions",
-            "location": "eastus",
+            "location": version.target_regions[0].name,
+            "tags": {},
             "properties": {
+                "publishingProfile": {
+                    "targetRegions": [
+                        {
+                            "name": region.name,
+                            "regionalReplicaCount": 1,
+                            "storageAccountType": "Standard_LRS",
+                            "excludeFromLatest": region.exclude_from_latest,
+                        }
+                        for region in version.target_regions
+                    ],
+                    "replicaCount": 1,
+                    "excludeFromLatest": version.exclude_from_latest,
+                    "publishedDate": version.published_date,
+                    "storageAccountType": "Standard_LRS",
+                },
+                "storageProfile": {"osDiskImage": {"sizeInGB": 30, "hostCaching": "ReadWrite"}},
                 "provisioningState": "Succeeded",
-                "publishingProfile": {"excludeFromLatest": False, "targetRegions": [{"name": "East US"}]},
             },
         }
 
+    def _not_found(self, captures: dict[str, str], resource: str) -> ArmError:
+        return ArmError(
+            404,
+            "ResourceNotFound",
+            f"The Resource 'Microsoft.Compute/{resource}' under resource group '{captures['rg']}' was not found. "
+            "For more details please go to https://aka.ms/ARMResourceNotFoundFix",
+        )
+
     async def _list_gallery_versions(self, request: web.Request, captures: dict[str, str]) -> web.Response:
         versions = self.world.catalog.gallery_versions(self._gallery_prefix(captures))
-        return _json({"value": [self._gallery_version_body(captures, v) for v in versions]})
+        if not versions:
+            # The simulator knows a definition only by its versions: none published, no definition.
+            raise self._not_found(captures, f"galleries/{captures['gallery']}/images/{captures['image']}")
+        return _json({"value": [self._gallery_version_body(v) for v in versions]})
 
     async def _get_gallery_version(self, request: web.Request, captures: dict[str, str]) -> web.Response:
-        version_id = f"{self._gallery_prefix(captures)}/versions/{captures['version']}"
-        if version_id.lower() not in self.world.catalog.ids:
-            raise ArmError(404, "ResourceNotFound", f"The Resource '{version_id}' was not found.")
-        return _json(self._gallery_version_body(captures, captures["version"]))
+        version = self.world.catalog.gallery_version(f"{self._gallery_prefix(captures)}/versions/{captures['version']}")
+        if version is None:
+            name = f"galleries/{captures['gallery']}/images/{captures['image']}/versions/{captures['version']}"
+            raise self._not_found(captures, name)
+        return _json(self._gallery_version_body(version))
 
     async def _get_managed_image(self, request: web.Request, captures: dict[str, str]) -> web.Response:
         image_id = (
@@ -687,7 +725,7 @@ class Simulator:
             f"Microsoft.Compute/images/{captures['image']}"
         )
         if image_id.lower() not in self.world.catalog.ids:
-            raise ArmError(404, "ResourceNotFound", f"The Resource '{image_id}' was not found.")
+            raise self._not_found(captures, f"images/{captures['image']}")
         return _json(
             {
                 "id": image_id,
@@ -697,6 +735,38 @@ class Simulator:
                 "properties": {"provisioningState": "Succeeded"},
             }
         )
+
+    def _directly_shared_version(
+        self, captures: dict[str, str], table: dict[str, str], prefix: str, kind: str
+    ) -> web.Response:
+        unique_id = f"/{prefix}/{captures['gallery']}/Images/{captures['image']}/Versions/{captures['version']}"
+        if unique_id.lower() not in table:
+            raise ArmError(
+                404,
+                "ResourceNotFound",
+                f"The {kind} gallery image version '{captures['version']}' of image '{captures['image']}' in gallery "
+                f"'{captures['gallery']}' was not found in location '{captures['loc']}'.",
+            )
+        # The shape of the REST spec's examples (GalleryRP/stable/2024-03-03/examples/sharedGalleryExamples/
+        # SharedGalleryImageVersion_Get.json, communityGalleryExamples/CommunityGalleryImageVersion_Get.json).
+        body: dict[str, Any] = {
+            "name": captures["version"],
+            "location": captures["loc"],
+            "identifier": {"uniqueId": table[unique_id.lower()]},
+            "properties": {
+                "excludeFromLatest": False,
+                "storageProfile": {"osDiskImage": {"diskSizeGB": 30, "hostCaching": "ReadWrite"}},
+            },
+        }
+        if kind == "community":
+            body["type"] = "Microsoft.Compute/locations/communityGalleryImageVersion"
+        return _json(body)
+
+    async def _get_shared_version(self, request: web.Request, captures: dict[str, str]) -> web.Response:
+        return self._directly_shared_version(captures, self.world.catalog.shared, "SharedGalleries", "shared")
+
+    async def _get_community_version(self, request: web.Request, captures: dict[str, str]) -> web.Response:
+        return self._directly_shared_version(captures, self.world.catalog.community, "CommunityGalleries", "community")
 
     # ---------------------------------------------------------------------------------- identity
 
@@ -774,7 +844,7 @@ class Simulator:
         if tail == "images" and method == "POST":
             if not isinstance(body, dict):
                 raise invalid_parameter("Send a JSON object describing the image.")
-            self.world.catalog.publish(body)
+            self.world.catalog.publish(body, now=iso(self.clock.wall_time(self.world.now)))
             return _json({"published": body}, status=201)
         if tail == "faults" and method == "POST":
             if not isinstance(body, dict):
@@ -850,6 +920,19 @@ def _throttle_body(policy: str) -> dict[str, Any]:
             "innererror": {"internalErrorCode": "TooManyRequestsReceived"},
         }
     }
+
+
+async def _hold(request: web.Request, seconds: float) -> None:
+    """Holds the answer ``seconds`` (real time), as a server that does not answer holds it. A client that gives up
+    and closes its connection gets nothing, and the request goes no further: nothing is left waiting that would
+    hold the simulator's shutdown, and a held write is not carried out long after its client went away."""
+    loop = asyncio.get_running_loop()
+    until = loop.time() + seconds
+    while (left := until - loop.time()) > 0:
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            raise asyncio.CancelledError
+        await asyncio.sleep(min(left, 0.1))
 
 
 class SimulatorThread:

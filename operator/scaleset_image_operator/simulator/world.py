@@ -43,10 +43,41 @@ DEFAULT_IMAGE = {
     "version": "22.04.202409110",
 }
 MODEL_UPDATE_SECONDS = 3.0
+MODEL_LIMIT = 10
+"""Distinct models the instances of a Uniform scale set may reference; a model change that would make one more is
+refused (docs/simulator.md, "The 10-models limit")."""
 DELETE_SECONDS = 10.0
 AUDIT_LIMIT = 400_000
 
 _DURATION = re.compile(r"^P(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$")
+
+
+_CONTROL_FIELDS: dict[str, tuple[tuple[type, ...], str, float | None]] = {
+    "location": ((str,), "a string", None),
+    "vmSize": ((str,), "a string", None),
+    "orchestrationMode": ((str,), "a string", None),
+    "upgradePolicy": ((str,), "a string", None),
+    "capacity": ((int,), "a whole number of 0 or more", 0),
+    "updateDomains": ((int,), "a whole number of 1 or more", 1),
+    "faultDomains": ((int,), "a whole number of 0 (the default) or more", 0),
+    "upgradeSeconds": ((int, float), "a number of seconds of 0 or more", 0),
+    "healthWarmupSeconds": ((int, float), "a number of seconds of 0 or more", 0),
+    "zones": ((list,), "a list of zone names", None),
+    "tags": ((dict,), "an object of tags", None),
+    "healthExtension": ((bool,), "true or false", None),
+}
+"""The fields of ``POST /_sim/scalesets`` (the simulator's own API, not ARM's): type, what it must be, minimum."""
+
+
+def _check_control_fields(body: dict[str, Any]) -> None:
+    """A field of the wrong type is a 400 naming it, not a 500 from deep inside (``int("lots")``)."""
+    for name, (kinds, expected, minimum) in _CONTROL_FIELDS.items():
+        value = body.get(name)
+        if value is None:
+            continue
+        wrong_kind = not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)
+        if wrong_kind or (minimum is not None and not (math.isfinite(value) and value >= minimum)):
+            raise invalid_parameter(f"'{name}' must be {expected}, not {value!r}.", name)
 
 
 def iso_duration_seconds(value: str) -> float:
@@ -172,9 +203,13 @@ class World:
         for required in ("subscriptionId", "resourceGroup", "name"):
             if not body.get(required) or not isinstance(body[required], str):
                 raise invalid_parameter(f"'{required}' is required.", required)
+        _check_control_fields(body)
         image = copy.deepcopy(body.get("image") or DEFAULT_IMAGE)
         if not isinstance(image, dict):
             raise invalid_parameter("'image' must be an object.", "image")
+        for key, value in image.items():
+            if not isinstance(value, str):
+                raise invalid_parameter(f"'image.{key}' must be a string, not {value!r}.", f"image.{key}")
         zones = [str(z) for z in body.get("zones") or []]
         image_reference: dict[str, Any] | None = None
         os_disk: dict[str, Any] = {
@@ -195,7 +230,7 @@ class World:
             image_reference = image
         windows = str(image.get("publisher", "")).lower().startswith("microsoftwindows")
         os_disk["osType"] = "Windows" if windows else "Linux"
-        self.catalog.publish_reference(image_reference, os_disk)
+        self.catalog.publish_reference(image_reference, os_disk, str(body.get("location", "eastus")))
         upgrade_policy: dict[str, Any] = {"mode": body.get("upgradePolicy", "Manual")}
         if upgrade_policy["mode"] not in ("Manual", "Automatic", "Rolling"):
             raise invalid_parameter("'upgradePolicy' must be Manual, Automatic or Rolling.", "upgradePolicy")
@@ -500,6 +535,10 @@ class World:
                 "Changing property 'osDisk.image' is not allowed.",
                 target="osDisk.image",
             )
+        if (old_kind == PLATFORM) != (new_kind == PLATFORM) and VHD not in (old_kind, new_kind):
+            raise ArmError(
+                409, "OperationNotAllowed", "The Image type for a Virtual Machine Scale Set may not be changed."
+            )
         if old_kind == PLATFORM and new_kind == PLATFORM:
             old_ref = old.image_reference or {}
             for name in ("publisher", "offer"):
@@ -545,6 +584,8 @@ class World:
                 "OperationNotAllowed",
                 "Cannot update the model of the Virtual Machine Scale Set while a rolling upgrade is in progress.",
             )
+        if profile_changed:
+            self._check_model_limit(scale_set)
 
         changed = merged != scale_set.resource
         scale_set.resource = merged
@@ -578,6 +619,22 @@ class World:
         if not operation.pending and not operation.rolling:
             self._at(MODEL_UPDATE_SECONDS, lambda: self._finish_operation(operation))
         return operation
+
+    def _check_model_limit(self, scale_set: ScaleSet) -> None:
+        """A Uniform scale set keeps every model one of its instances still references: a new model is refused once
+        they reference ``MODEL_LIMIT`` distinct models (counting the new one, they would reference one more)."""
+        if scale_set.orchestration_mode == "Flexible":
+            return
+        referenced = {instance.profile_version for instance in scale_set.instances.values()}
+        if len(referenced | {scale_set.profile_version + 1}) > MODEL_LIMIT:
+            # Azure's words, status 400; its error code is not documented (docs/simulator.md).
+            raise ArmError(
+                400,
+                "OperationNotAllowed",
+                f"Virtual Machine Scale Set '{scale_set.name}' has reached its limit of {MODEL_LIMIT} models that may "
+                "be referenced by one or more VMs belonging to the Virtual Machine Scale Set. Upgrade the VMs to the "
+                "latest model of the Virtual Machine Scale Set before trying again.",
+            )
 
     @staticmethod
     def _image_args(profile: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
@@ -973,6 +1030,7 @@ class World:
         if rolling.cancel_requested:
             self._rolling_end(
                 scale_set,
+                rolling,
                 "Cancelled",
                 {"code": "OperationPreempted", "message": "The rolling upgrade was cancelled."},
                 "Canceled",
@@ -998,7 +1056,7 @@ class World:
                     )
                 return
             rolling.index += 1
-        self._rolling_end(scale_set, "Completed", None, None)
+        self._rolling_end(scale_set, rolling, "Completed", None, None)
 
     def _rolling_batch_done(self, scale_set: ScaleSet) -> None:
         rolling = scale_set.rolling
@@ -1010,6 +1068,7 @@ class World:
         if upgraded and 100.0 * len(bad) / max(1, len(scale_set.instances)) > limit:
             self._rolling_end(
                 scale_set,
+                rolling,
                 "Faulted",
                 {
                     "code": "MaxUnhealthyUpgradedInstancePercentExceededInRollingUpgrade",
@@ -1027,10 +1086,13 @@ class World:
         self._at(rolling.pause_seconds, lambda: self._rolling_next_batch(scale_set))
 
     def _rolling_end(
-        self, scale_set: ScaleSet, status: str, error: dict[str, Any] | None, operation_status: str | None
+        self,
+        scale_set: ScaleSet,
+        rolling: RollingUpgrade,
+        status: str,
+        error: dict[str, Any] | None,
+        operation_status: str | None,
     ) -> None:
-        rolling = scale_set.rolling
-        assert rolling is not None
         rolling.status = status
         rolling.error = error
         rolling.ended = self._now
