@@ -238,9 +238,10 @@ def _exit_code(result: Any) -> int:
         return EXIT_INPUT
     if result.result == "transient" or reason in ENVIRONMENT_REASONS:
         return EXIT_ENVIRONMENT
-    if result.decision is None or result.decision.phase in (Phase.HALTED, Phase.FAILED):
-        return EXIT_REFUSED
-    return EXIT_OK
+    if result.decision is None:
+        # No decision: a problem stopped the pass, or a pass that only awaited the batch in flight (nothing wrong).
+        return EXIT_REFUSED if reason else EXIT_OK
+    return EXIT_REFUSED if result.decision.phase in (Phase.HALTED, Phase.FAILED) else EXIT_OK
 
 
 async def _plan(args: argparse.Namespace) -> int:
