@@ -217,19 +217,23 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def run_plan(simulator: Any, manifest: Path, **variables: str) -> subprocess.CompletedProcess[str]:
-    """``scaleset-image plan -f manifest`` as a person runs it, with the simulator as ARM and as the token authority
-    (``variables`` override or add environment variables)."""
-    env = {
-        **os.environ,
+def plan_variables(simulator: Any) -> dict[str, str]:
+    """The environment a person sets to point ``scaleset-image plan`` at the simulator (as ARM and as the token
+    authority)."""
+    return {
         "AZURE_TENANT_ID": TENANT_ID,
         "AZURE_CLIENT_ID": CLIENT_ID,
         "AZURE_CLIENT_SECRET": "plan",
         "AZURE_AUTHORITY_HOST": simulator.url,
         "SCALESET_IMAGE_ARM_ENDPOINT": simulator.url,
         "SCALESET_IMAGE_CA_BUNDLE": str(simulator.ca_file),
-        **variables,
     }
+
+
+def run_plan(simulator: Any, manifest: Path, **variables: str) -> subprocess.CompletedProcess[str]:
+    """``scaleset-image plan -f manifest`` as a person runs it, with ``plan_variables`` (``variables`` override or
+    add environment variables)."""
+    env = {**os.environ, **plan_variables(simulator), **variables}
     return subprocess.run(
         [sys.executable, "-m", "scaleset_image_operator.cli", "plan", "-f", str(manifest)],
         env=env,
