@@ -178,11 +178,30 @@ def test_an_image_change_azure_refuses_leaves_the_model_as_it_was(
     assert (vmss.etag, vmss.profile_version, repr(vmss.resource)) == before
 
 
-def test_switching_to_a_gallery_image_needs_the_platform_fields_cleared() -> None:
+def test_a_platform_scale_set_cannot_switch_to_a_gallery_image_even_with_the_platform_fields_cleared() -> None:
     world, _ = make_world()
     gallery = "/subscriptions/s/resourceGroups/r/providers/Microsoft.Compute/galleries/g/images/web/versions/1.4.0"
     world.catalog.publish({"id": gallery})
     vmss = scale_set(world)
+    before = (vmss.etag, vmss.profile_version)
+    for reference, expected in (
+        ({"id": gallery}, (400, "InvalidParameter")),  # two images named: the platform fields were not cleared
+        ({"id": gallery, "publisher": None, "offer": None, "sku": None, "version": None}, (409, "OperationNotAllowed")),
+    ):
+        patch = {"properties": {"virtualMachineProfile": {"storageProfile": {"imageReference": reference}}}}
+        with pytest.raises(ArmError) as refused:
+            world.update(vmss, patch, if_match=None)
+        assert (refused.value.status, refused.value.code) == expected
+    assert (vmss.etag, vmss.profile_version) == before
+
+
+def test_switching_from_a_managed_image_to_a_gallery_image_keeps_only_the_gallery_reference() -> None:
+    world, _ = make_world()
+    managed = "/subscriptions/s/resourceGroups/r/providers/Microsoft.Compute/images/web-2024"
+    gallery = "/subscriptions/s/resourceGroups/r/providers/Microsoft.Compute/galleries/g/images/web/versions/1.4.0"
+    for image in (managed, gallery):
+        world.catalog.publish({"id": image})
+    vmss = scale_set(world, image={"id": managed})
     cleared = {"id": gallery, "publisher": None, "offer": None, "sku": None, "version": None}
     world.update(
         vmss, {"properties": {"virtualMachineProfile": {"storageProfile": {"imageReference": cleared}}}}, if_match=None
