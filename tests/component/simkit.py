@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,6 +199,27 @@ def scale_set_stats(stats: dict[str, Any], scale_set: ScaleSet) -> dict[str, Any
         if arm_id.lower() == scale_set.id.lower():
             return entry
     raise AssertionError(f"{scale_set.id} not in stats: {sorted(stats['scaleSets'])}")
+
+
+def requests_about(entries: list[dict[str, Any]], scale_set_id: str) -> Counter[str]:
+    """From audit entries: the ARM requests about one scale set, by REST operation. Those on its own paths name it;
+    the status reads of its operations (``Operations_Get``) do not, and are found through its ``operation`` entries."""
+    wanted = scale_set_id.lower()
+    owned = {
+        str(e["operationId"]).lower()
+        for e in entries
+        if e["kind"] == "operation" and str(e.get("scaleSet") or "").lower() == wanted
+    }
+    counted: Counter[str] = Counter()
+    for entry in entries:
+        if entry["kind"] != "request":
+            continue
+        operation_id = str(entry["path"]).rstrip("/").rsplit("/", 1)[-1].lower()
+        if str(entry.get("scaleSet") or "").lower() == wanted or (
+            entry["operation"] == "Operations_Get" and operation_id in owned
+        ):
+            counted[entry["operation"]] += 1
+    return counted
 
 
 def most_instances_updating_at_once(transitions: list[dict[str, Any]]) -> int:

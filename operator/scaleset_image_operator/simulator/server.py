@@ -161,7 +161,7 @@ class Simulator:
             if fault is not None:
                 fault_answer = await self._apply_fault(request, fault, headers)
                 if fault_answer is not None:
-                    self._count(operation_name, fault_answer.status, request.method, scale_set_id, request)
+                    self._count(operation_name, fault_answer.status, request.method, scale_set_id, request, captures)
                     return fault_answer
             if wrong_method:
                 raise ArmError(
@@ -179,14 +179,23 @@ class Simulator:
         except ArmError as error:
             headers.update(error.headers)
             response = _json(error.body(), status=error.status, headers=headers)
-            self._count(operation_name, error.status, request.method, scale_set_id, request)
+            self._count(operation_name, error.status, request.method, scale_set_id, request, captures)
             return response
         response.headers.update(headers)
-        self._count(operation_name, response.status, request.method, scale_set_id, request)
+        self._count(operation_name, response.status, request.method, scale_set_id, request, captures)
         return response
 
-    def _count(self, operation: str, status: int, method: str, scale_set_id: str | None, request: web.Request) -> None:
+    def _count(
+        self,
+        operation: str,
+        status: int,
+        method: str,
+        scale_set_id: str | None,
+        request: web.Request,
+        captures: dict[str, str],
+    ) -> None:
         self.requests[operation] += 1
+        self.world.count_request(operation, captures)
         self.responses[operation][str(status)] += 1
         if status == 429:
             self.throttled += 1

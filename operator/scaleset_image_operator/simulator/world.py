@@ -18,7 +18,7 @@ import math
 import random
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -1119,6 +1119,19 @@ class World:
 
     # ----------------------------------------------------------------------------------------- stats
 
+    def count_request(self, operation: str, captures: Mapping[str, str]) -> None:
+        """Counts an ARM request against the scale set it is about: one on the scale set's own paths, or a read of
+        one of its operations' status (whose URL names no scale set, so the audit entry cannot say whose it is)."""
+        scale_set: ScaleSet | None = None
+        if "vmss" in captures:
+            scale_set = self.scale_sets.get(scale_set_key(captures["sub"], captures["rg"], captures["vmss"]))
+        elif "op" in captures:
+            owned = self.operations.get(captures["op"])
+            if owned is not None and owned.subscription.lower() == captures["sub"].lower():
+                scale_set = self.scale_sets.get(owned.scale_set)
+        if scale_set is not None:
+            scale_set.counters.requests[operation] += 1
+
     def stats(self) -> dict[str, Any]:
         return {
             "maxConcurrentDomains": self.counters.max_concurrent_domains,
@@ -1130,6 +1143,7 @@ class World:
                     "doubleUpgrades": scale_set.counters.double_upgrades,
                     "upgrades": scale_set.counters.upgrades,
                     "modelWrites": scale_set.counters.model_writes,
+                    "requests": dict(sorted(scale_set.counters.requests.items())),
                     "instances": len(scale_set.instances),
                 }
                 for scale_set in self.scale_sets.values()
