@@ -7,6 +7,7 @@ real client would send; the waits poll with a deadline instead of sleeping.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import subprocess
@@ -264,3 +265,68 @@ def run_plan(simulator: Any, manifest: Path, **variables: str) -> subprocess.Com
         timeout=120,
         check=False,
     )
+
+
+REPO = Path(__file__).resolve().parents[2]
+AZURE_CLI_INSTALL = REPO / "tools" / "azure-cli" / "install.sh"
+
+
+def install_azure_cli() -> Path:
+    """The ``az`` of the pinned azure-cli, installed once into a cached virtual environment of its own by
+    tools/azure-cli/install.sh (outside uv.lock: azure-cli pins its own Azure SDK versions). Raises with the
+    script's own error when it cannot."""
+    proc = subprocess.run(["bash", str(AZURE_CLI_INSTALL)], capture_output=True, text=True, timeout=900, check=False)
+    lines = proc.stdout.strip().splitlines()
+    executable = Path(lines[-1]) if lines else Path()
+    if proc.returncode != 0 or not executable.is_file():
+        raise RuntimeError(
+            f"{AZURE_CLI_INSTALL.relative_to(REPO)} exited {proc.returncode}:\n{proc.stderr}{proc.stdout}"
+        )
+    return executable
+
+
+class AzureCliFailed(AssertionError):
+    """An ``az`` command exited non-zero; the message has the command and what it printed."""
+
+
+@dataclass(frozen=True)
+class AzureCli:
+    """The real Azure CLI as a person configures it for the simulator, with only the client-side settings Azure Stack
+    users set: a private config folder (``AZURE_CONFIG_DIR``), the simulator's CA (``REQUESTS_CA_BUNDLE``) and MSAL
+    instance discovery off (``AZURE_CORE_INSTANCE_DISCOVERY``: the simulator is not a known Entra host). Telemetry
+    and survey prompts are off so that a command leaves nothing running after it."""
+
+    executable: Path
+    config_dir: Path
+    ca_file: Path
+
+    def environment(self) -> dict[str, str]:
+        return {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.config_dir),
+            "LANG": "C.UTF-8",
+            "AZURE_CONFIG_DIR": str(self.config_dir),
+            "REQUESTS_CA_BUNDLE": str(self.ca_file),
+            "AZURE_CORE_INSTANCE_DISCOVERY": "false",
+            "AZURE_CORE_COLLECT_TELEMETRY": "false",
+            "AZURE_CORE_SURVEY_MESSAGE": "false",
+            "AZURE_CORE_NO_COLOR": "true",
+        }
+
+    def run(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+        self.config_dir.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(
+            [str(self.executable), *args],
+            env=self.environment(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise AzureCliFailed(f"az {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}{proc.stdout}")
+        return proc
+
+    def json(self, *args: str) -> Any:
+        """The command's ``--output json``, parsed."""
+        return json.loads(self.run(*args, "--output", "json").stdout)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
 
+from scaleset_image_operator.simulator import render
 from scaleset_image_operator.simulator.clock import SimClock
 from scaleset_image_operator.simulator.errors import ArmError
 from scaleset_image_operator.simulator.faults import FaultBook
@@ -207,6 +209,69 @@ def test_switching_from_a_managed_image_to_a_gallery_image_keeps_only_the_galler
         vmss, {"properties": {"virtualMachineProfile": {"storageProfile": {"imageReference": cleared}}}}, if_match=None
     )
     assert vmss.profile["storageProfile"]["imageReference"] == {"id": gallery}
+
+
+LEFT_OUT = object()
+
+
+def put_back(world: World, vmss: ScaleSet, image_reference: Any = LEFT_OUT) -> None:
+    """What ``az vmss update`` PUTs: the scale set as read, without its read-only fields, its image reference nulled
+    (then set to ``image_reference``, or left out)."""
+    body = copy.deepcopy(render.scale_set(vmss))
+    for read_only in ("provisioningState", "uniqueId", "timeCreated"):
+        body["properties"].pop(read_only)
+    storage = body["properties"]["virtualMachineProfile"]["storageProfile"]
+    del storage["imageReference"]
+    if image_reference is not LEFT_OUT:
+        storage["imageReference"] = image_reference
+    world.create_or_update(SUB, "rg", "web", body, None, None)
+
+
+def test_a_put_naming_only_the_version_keeps_the_publisher_offer_and_sku_of_the_model() -> None:
+    world, _ = make_world()
+    vmss = scale_set(world)
+    before = dict(vmss.profile["storageProfile"]["imageReference"])
+
+    put_back(world, vmss, {"version": NEW_VERSION})
+
+    assert vmss.profile["storageProfile"]["imageReference"] == {**before, "version": NEW_VERSION}
+    assert vmss.profile_version == 2
+
+
+@pytest.mark.parametrize("image_reference", [LEFT_OUT, None], ids=["left out", "null"])
+def test_a_put_without_an_image_reference_keeps_the_model_image_and_makes_no_new_model(image_reference: Any) -> None:
+    world, _ = make_world()
+    vmss = scale_set(world)
+    before = dict(vmss.profile["storageProfile"]["imageReference"])
+
+    put_back(world, vmss, image_reference)
+
+    assert vmss.profile["storageProfile"]["imageReference"] == before
+    assert vmss.profile_version == 1
+
+
+def test_a_put_naming_another_style_of_image_is_refused_as_an_image_type_change() -> None:
+    world, _ = make_world()
+    managed = "/subscriptions/s/resourceGroups/r/providers/Microsoft.Compute/images/web"
+    world.catalog.publish({"id": managed})
+    vmss = scale_set(world)
+    before = (vmss.etag, vmss.profile_version, repr(vmss.resource))
+
+    with pytest.raises(ArmError) as refused:
+        put_back(world, vmss, {"id": managed})
+
+    assert (refused.value.status, refused.value.code) == (409, "OperationNotAllowed")
+    assert (vmss.etag, vmss.profile_version, repr(vmss.resource)) == before
+
+
+def test_a_put_without_the_read_only_properties_keeps_them() -> None:
+    world, _ = make_world()
+    vmss = scale_set(world)
+    created = (vmss.properties["uniqueId"], vmss.properties["timeCreated"])
+
+    put_back(world, vmss, {"version": NEW_VERSION})
+
+    assert (vmss.properties["uniqueId"], vmss.properties["timeCreated"]) == created
 
 
 def test_scaling_out_creates_instances_on_the_current_model_and_scaling_in_removes_the_highest_ids() -> None:
