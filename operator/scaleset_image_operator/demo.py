@@ -33,7 +33,8 @@ from azure.identity.aio import ClientSecretCredential
 from azure.mgmt.compute.aio import ComputeManagementClient
 from azure.mgmt.compute.models import VirtualMachineScaleSetUpdate
 
-from .azure.gateway import AzureGateway, GatewayOptions
+from . import wiring
+from .azure.gateway import AzureGateway
 from .core.images import Image
 from .core.spec import HealthMode, ScaleSetRef
 from .core.status import instance_state
@@ -295,11 +296,7 @@ async def show_demo(
     async with ClientSecretCredential(
         "demo-tenant", "demo-client", "demo-secret", authority=simulator.url, connection_verify=ca
     ) as credential:
-        gateway = AzureGateway(
-            credential,
-            GatewayOptions(arm_endpoint=simulator.url, arm_scope=settings.arm_scope, connection_verify=ca),
-            clock=time.monotonic,
-        )
+        gateway = wiring.gateway(settings, credential)
         try:
             screen.say()
             screen.say(f"1. ScaleSetImage {WEB}: {PUBLISHER}:{OFFER}:{SKU}:latest, strategy UpdateDomain, pause 2s")

@@ -10,6 +10,7 @@ also inside a gateway call, whose deadline covers it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.identity.aio import DefaultAzureCredential
@@ -32,7 +33,11 @@ def credential(settings: Settings) -> RenewableCredential:
     )
 
 
-def gateway(settings: Settings, credential: AsyncTokenCredential) -> AzureGateway:
+def gateway(
+    settings: Settings, credential: AsyncTokenCredential, *, clock: Callable[[], float] = time.monotonic
+) -> AzureGateway:
+    """The one way an AzureGateway is built from Settings: ``run``, ``plan``, the demo and the tests all use it, so
+    none of them drops a setting (budget share, Retry-After cap, image cache, timeout)."""
     options = GatewayOptions(
         arm_endpoint=settings.arm_endpoint,
         arm_scope=settings.arm_scope,
@@ -42,4 +47,4 @@ def gateway(settings: Settings, credential: AsyncTokenCredential) -> AzureGatewa
         image_cache_seconds=settings.image_cache_seconds,
         timeout_seconds=settings.azure_timeout_seconds,
     )
-    return AzureGateway(credential, options, clock=time.monotonic)
+    return AzureGateway(credential, options, clock=clock)

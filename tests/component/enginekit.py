@@ -21,7 +21,8 @@ from azure.identity.aio import ClientSecretCredential
 from azure.mgmt.compute.aio import ComputeManagementClient
 
 from component.simkit import CLIENT_ID, JAMMY_VERSIONS, TENANT_ID, ScaleSet, exact_version, jammy, list_vms
-from scaleset_image_operator.azure.gateway import AzureGateway, GatewayOptions
+from scaleset_image_operator import wiring
+from scaleset_image_operator.azure.gateway import AzureGateway
 from scaleset_image_operator.engine import LocalEngine
 from scaleset_image_operator.reconciler import PassResult, Reconciler
 from scaleset_image_operator.settings import Settings
@@ -104,18 +105,7 @@ async def gateway_on(simulator: SimulatorThread, settings: Settings | None = Non
     async with ClientSecretCredential(
         TENANT_ID, CLIENT_ID, "any-secret", authority=simulator.url, connection_verify=ca
     ) as credential:
-        gateway = AzureGateway(
-            credential,
-            GatewayOptions(
-                arm_endpoint=settings.arm_endpoint,
-                arm_scope=settings.arm_scope,
-                connection_verify=ca,
-                retry_after_cap=settings.retry_after_cap,
-                budget_share=settings.budget_share,
-                image_cache_seconds=settings.image_cache_seconds,
-            ),
-            clock=time.monotonic,
-        )
+        gateway = wiring.gateway(settings, credential)
         try:
             yield gateway
         finally:

@@ -44,10 +44,12 @@ from component.simkit import (
     UPGRADE_SECONDS,
     jammy,
 )
-from scaleset_image_operator.azure.gateway import AzureGateway, GatewayOptions
+from scaleset_image_operator import wiring
+from scaleset_image_operator.azure.gateway import AzureGateway
 from scaleset_image_operator.core.images import Image, ImageKind
 from scaleset_image_operator.core.spec import ScaleSetRef
 from scaleset_image_operator.ports import Observation
+from scaleset_image_operator.settings import Settings
 from scaleset_image_operator.simulator import SimulatorControl, SimulatorThread
 
 ROLES = Path(__file__).resolve().parents[2] / "deploy" / "azure"
@@ -286,8 +288,8 @@ async def drive(simulator: SimulatorThread, control: SimulatorControl, subscript
     async with ClientSecretCredential(
         TENANT_ID, CLIENT_ID, "any-secret", authority=simulator.url, connection_verify=ca
     ) as credential:
-        options = GatewayOptions(arm_endpoint=simulator.url, arm_scope=ARM_SCOPE, connection_verify=ca)
-        gateway = Recorder(AzureGateway(credential, options, clock=time.monotonic))
+        settings = Settings(arm_endpoint=simulator.url, arm_scope=ARM_SCOPE, ca_bundle=simulator.ca_file)
+        gateway = Recorder(wiring.gateway(settings, credential))
         written: list[Image] = []
         try:
             first = await gateway.observe(rolling_out, None)

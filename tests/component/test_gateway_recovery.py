@@ -10,32 +10,24 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 from azure.identity.aio import ClientSecretCredential
 
 from component.simkit import CLIENT_ID, TENANT_ID, ScaleSet
+from scaleset_image_operator import wiring
 from scaleset_image_operator.azure.credentials import RenewableCredential
 from scaleset_image_operator.azure.errors import AuthFailed, Conflict, TokenRefused
-from scaleset_image_operator.azure.gateway import AzureGateway, GatewayOptions
+from scaleset_image_operator.azure.gateway import AzureGateway
 from scaleset_image_operator.core.spec import ScaleSetRef
+from scaleset_image_operator.settings import Settings
 from scaleset_image_operator.simulator import SimulatorControl, SimulatorThread
 
 
 def _gateway(simulator: SimulatorThread, credential: Any) -> AzureGateway:
-    return AzureGateway(
-        credential,
-        GatewayOptions(
-            arm_endpoint=simulator.url,
-            arm_scope="https://management.azure.com/.default",
-            connection_verify=str(simulator.ca_file),
-            retry_after_cap=2.0,
-            budget_share=4.0,
-        ),
-        clock=time.monotonic,
-    )
+    settings = Settings(arm_endpoint=simulator.url, ca_bundle=simulator.ca_file, retry_after_cap=2.0, budget_share=4.0)
+    return wiring.gateway(settings, credential)
 
 
 def _ref(scale_set: ScaleSet) -> ScaleSetRef:
