@@ -15,7 +15,7 @@ export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
 RUN := $(UV) run --frozen
 
-.PHONY: all setup uv lint typecheck imports unit component cluster test chaos bench demo demo-cluster simulator clean
+.PHONY: all setup uv lint typecheck imports unit component cluster test chaos bench demo demo-cluster simulator reference clean
 
 include tools/controlplane/controlplane.mk
 
@@ -29,13 +29,14 @@ setup: uv
 	$(UV) sync --frozen --quiet
 
 lint: setup
-	$(RUN) ruff check operator tests tools/controlplane/harness.py tools/demo_cluster.py tools/dashboard tools/bench
-	$(RUN) ruff format --check operator tests tools/controlplane/harness.py tools/demo_cluster.py tools/dashboard tools/bench
+	$(RUN) ruff check operator tests tools/controlplane/harness.py tools/demo_cluster.py tools/dashboard tools/bench tools/docs
+	$(RUN) ruff format --check operator tests tools/controlplane/harness.py tools/demo_cluster.py tools/dashboard tools/bench tools/docs
 
 typecheck: setup
 	$(RUN) mypy
 	$(RUN) mypy --strict tools/controlplane/harness.py tools/dashboard/build_dashboard.py tools/dashboard/render_rollout.py
 	$(RUN) mypy --strict tools/bench
+	$(RUN) mypy --strict tools/docs/reference.py
 
 imports: setup
 	$(RUN) lint-imports
@@ -76,6 +77,10 @@ demo-cluster: setup controlplane
 # gives the environment that points `scaleset-image plan` at it.
 simulator: setup
 	$(RUN) scaleset-image simulator --port 8443 --ca-file sim-ca.pem --scalesets examples/simulator/scalesets.yaml --time-scale 10
+
+# The README's ScaleSetImage reference, rendered from the field descriptions in the CRD (tools/docs/reference.py).
+reference: setup
+	$(RUN) python tools/docs/reference.py
 
 clean:
 	rm -rf .venv $(TOOLS) .mypy_cache .pytest_cache .ruff_cache sim-ca.pem

@@ -35,6 +35,7 @@ from component.simkit import (
     TENANT_ID,
     UPGRADE_SECONDS,
     ScaleSet,
+    install_azure_cli,
     jammy,
     simulator_config,
 )
@@ -59,6 +60,19 @@ def prometheus_bin() -> Path:
         pytest.fail(str(error))
     print(f"prometheus tools in {folder} ({time.monotonic() - started:.2f} s)")
     return folder
+
+
+@pytest.fixture(scope="session")
+def azure_cli_executable() -> Path:
+    """The pinned Azure CLI's ``az`` (installed once by tools/azure-cli/install.sh into its own cached virtual
+    environment). A failing install fails the tests with the script's own error: they never skip."""
+    started = time.monotonic()
+    try:
+        executable = install_azure_cli()
+    except RuntimeError as error:
+        pytest.fail(str(error))
+    print(f"azure-cli in {executable} ({time.monotonic() - started:.2f} s)")
+    return executable
 
 
 @pytest.fixture(scope="session")

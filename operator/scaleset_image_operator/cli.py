@@ -238,9 +238,10 @@ def _exit_code(result: Any) -> int:
         return EXIT_INPUT
     if result.result == "transient" or reason in ENVIRONMENT_REASONS:
         return EXIT_ENVIRONMENT
-    if result.decision is None or result.decision.phase in (Phase.HALTED, Phase.FAILED):
-        return EXIT_REFUSED
-    return EXIT_OK
+    if result.decision is None:
+        # No decision: a problem stopped the pass, or a pass that only awaited the batch in flight (nothing wrong).
+        return EXIT_REFUSED if reason else EXIT_OK
+    return EXIT_REFUSED if result.decision.phase in (Phase.HALTED, Phase.FAILED) else EXIT_OK
 
 
 async def _plan(args: argparse.Namespace) -> int:
@@ -417,8 +418,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--no-throttling", action="store_true", help="switch Compute's request buckets off")
 
-    demo = commands.add_parser("demo", help="roll a simulated 5-domain scale set onto a new image, live")
-    demo.add_argument("--instances", type=int, default=15, help="instances in the scale set (default: 15)")
+    demo = commands.add_parser(
+        "demo",
+        help="roll simulated 5-domain scale sets onto a new image, live: the operator, Automatic mode, a failure",
+    )
+    demo.add_argument("--instances", type=int, default=15, help="instances in each scale set, at least 5 (default: 15)")
     demo.add_argument("--time-scale", type=float, default=30.0, help="simulator speed (default: 30)")
     demo.add_argument("--plain", action="store_true", help="print one line per change instead of redrawing")
     return parser
@@ -467,7 +471,12 @@ def _command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return asyncio.run(_plan(args))
     if args.command == "reconcile":
         return asyncio.run(_reconcile(args))
-    from .demo import run_demo  # the only other command argparse lets through
+    from .demo import UPDATE_DOMAINS, run_demo  # the only other command argparse lets through
+
+    if args.instances < UPDATE_DOMAINS:
+        # Every scene draws and counts five update domains; with fewer instances some would be empty, and the
+        # failure scene's fault, naming no instance, would fail every instance instead of one domain's.
+        parser.error(f"--instances must be at least {UPDATE_DOMAINS}, one per update domain")
 
     return asyncio.run(
         run_demo(instances=args.instances, time_scale=args.time_scale, live=sys.stdout.isatty() and not args.plain)

@@ -20,7 +20,7 @@ import yaml
 
 from cluster.clusterkit import Kubectl
 from cluster.test_crd_validation import BAD_SPECS, valid, with_spec
-from component.simkit import CLIENT_ID, TENANT_ID
+from component.simkit import plan_variables
 from scaleset_image_operator import cli
 from scaleset_image_operator.simulator import SimulatorThread
 
@@ -95,14 +95,7 @@ CORPUS = corpus()
 @pytest.fixture
 def plan_environment(monkeypatch: pytest.MonkeyPatch, simulator: SimulatorThread) -> None:
     """The variables a person sets to point ``plan`` at the simulator (as ARM and as the token authority)."""
-    for name, value in {
-        "AZURE_TENANT_ID": TENANT_ID,
-        "AZURE_CLIENT_ID": CLIENT_ID,
-        "AZURE_CLIENT_SECRET": "plan",
-        "AZURE_AUTHORITY_HOST": simulator.url,
-        "SCALESET_IMAGE_ARM_ENDPOINT": simulator.url,
-        "SCALESET_IMAGE_CA_BUNDLE": str(simulator.ca_file),
-    }.items():
+    for name, value in plan_variables(simulator).items():
         monkeypatch.setenv(name, value)
 
 

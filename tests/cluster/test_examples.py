@@ -1,4 +1,4 @@
-"""The documentation as a user meets it: examples/, the README's ScaleSetImage reference and docs/operations.md.
+"""The documentation as a user meets it: examples/, the kubectl commands of the README and docs/operations.md.
 
 Each manifest in examples/ is sent to the real API server with the shipped CRD (``kubectl apply --dry-run=server``)
 and must come back with every field it wrote unchanged (nothing pruned, renamed or refused); ``scaleset-image plan``
@@ -6,10 +6,10 @@ must then plan it against a scale set made to match it in the Azure simulator, w
 changed in a copy (the files stay as people copy them). The simulator is this module's own: the images the examples
 name are published into its catalogue, which in the session's simulator every other test shares.
 
-The README's reference table is compared with the CRD's schema (every ``spec`` field with its default and allowed
-values, every ``status`` field), and every ``kubectl patch``, ``annotate`` and ``label`` of a ScaleSetImage in the
-docs and examples is run against the API server, so neither can go stale. The sharding overlay of docs/operations.md is
-rendered with ``kubectl kustomize`` and checked by the API server.
+Every ``kubectl patch``, ``annotate`` and ``label`` of a ScaleSetImage in the docs and examples is run against the API
+server, so none can go stale (the README's reference tables are rendered from the CRD itself: tests/unit/
+test_reference_docs.py). The sharding overlay of docs/operations.md is rendered with ``kubectl kustomize`` and
+checked by the API server.
 """
 
 from __future__ import annotations
@@ -298,85 +298,6 @@ def test_scaleset_image_plan_plans_the_example_against_a_matching_scale_set_and_
     assert stats["writes"] == writes_before
     assert stats["scaleSets"][arm_id]["modelWrites"] == 0
     assert stats["scaleSets"][arm_id]["upgrades"] == 0
-
-
-# --- the README's reference ----------------------------------------------------------------------------------------
-
-
-def readme_section(title: str) -> str:
-    text = README.read_text()
-    start = text.index(f"\n## {title}\n")
-    end = text.find("\n## ", start + 1)
-    return text[start : end if end != -1 else len(text)]
-
-
-def reference_rows(part: str) -> dict[str, list[str]]:
-    """Rows of the reference tables whose first cell names ``part`` fields: {path: cells after the first}."""
-    rows: dict[str, list[str]] = {}
-    for line in readme_section("The ScaleSetImage reference").splitlines():
-        if not line.startswith("| `"):
-            continue
-        cells = [cell.strip() for cell in line.strip().strip("|").split(" | ")]
-        for path in re.findall(r"`([^`]+)`", cells[0]):
-            if path.startswith(f"{part}."):
-                rows[path] = cells[1:]
-    return rows
-
-
-def shown(value: Any) -> str:
-    return f"`{json.dumps(value) if not isinstance(value, str) else value}`"
-
-
-def test_the_readme_reference_has_a_row_for_every_spec_field_of_the_crd_and_no_other() -> None:
-    documented = set(reference_rows("spec"))
-    in_schema = set(field_paths(schema_of("spec"), "spec"))
-    assert in_schema - documented == set(), "fields of the CRD missing from the README's reference"
-    assert documented - in_schema == set(), "fields in the README's reference that the CRD does not have"
-
-
-TYPE_WORDS = {
-    "string": ("string", "duration"),
-    "integer": ("int",),
-    "boolean": ("boolean",),
-    "object": ("object",),
-    "array": ("list",),
-}
-"""How the reference's type column may name each schema type."""
-
-
-def test_the_readme_reference_states_each_spec_fields_default_and_allowed_values_as_the_crd_does() -> None:
-    rows = reference_rows("spec")
-    required = {
-        f"{parent}.{name}"
-        for parent, node in [("spec", schema_of("spec")), *field_paths(schema_of("spec"), "spec").items()]
-        for name in node.get("required") or []
-    }
-    for path, node in field_paths(schema_of("spec"), "spec").items():
-        assert path in rows, f"{path}: no row in the README's reference"
-        kind, default, allowed = rows[path][:3]
-        if "default" in node:
-            assert shown(node["default"]) in default, f"{path}: default {shown(node['default'])} not in {default!r}"
-        elif path in required:
-            assert default == "required", f"{path} is required: its default cell says {default!r}"
-        for value in node.get("enum") or []:
-            assert f"`{value}`" in allowed, f"{path}: allowed value {value!r} not in {allowed!r}"
-        words = ("int or",) if node.get("x-kubernetes-int-or-string") else TYPE_WORDS[node["type"]]
-        assert any(word in kind for word in words), (
-            f"{path}: the CRD says {node.get('type', 'int or string')}, not {kind!r}"
-        )
-
-
-def test_the_readme_reference_lists_every_status_field_phase_condition_and_annotation() -> None:
-    documented = reference_rows("status")
-    status = schema_of("status")
-    assert set(status["properties"]) <= {path.split(".")[1] for path in documented}, "status fields missing"
-    phases = documented["status.phase"][0]
-    assert all(f"`{phase}`" in phases for phase in status["properties"]["phase"]["enum"])
-    section = readme_section("The ScaleSetImage reference")
-    for condition in ("Ready", "Progressing", "Degraded"):
-        assert f"| `{condition}` |" in section
-    for annotation in (APPROVE_ANNOTATION, ABORT_ANNOTATION):
-        assert f"| `{annotation}` |" in section
 
 
 # --- kubectl commands in the docs ------------------------------------------------------------------------------------

@@ -107,10 +107,12 @@ def test_kubectl_wait_for_ready_succeeds_once_every_instance_runs_the_target(sam
 def test_kubectl_get_ssi_shows_the_printer_columns(sample: RolledOut, kubectl: Kubectl) -> None:
     table = kubectl.run("get", "ssi", "-n", sample.namespace).stdout.splitlines()
     long_name = kubectl.run("get", "scalesetimages.scaleset.dev", "web", "-n", sample.namespace).stdout
-    assert table[0].split() == ["NAME", "TARGET", "PHASE", "UPGRADED", "DOMAIN", "READY", "AGE"]
-    row = table[1].split()
-    assert row[:4] == ["web", TARGET, "Succeeded", "10/10"]
-    assert row[-2:-1] == ["True"]
+    wide = kubectl.run("get", "ssi", "-n", sample.namespace, "-o", "wide").stdout.splitlines()
+    assert table[0].split() == ["NAME", "SCALESET", "PHASE", "UPGRADED", "DOMAIN", "REASON", "READY", "AGE"]
+    row = table[1].split()  # DOMAIN is empty once every batch is done
+    assert row[:4] == ["web", sample.scale_set.name, "Succeeded", "10/10"]
+    assert row[-3:-1] == ["RolloutComplete", "True"]
+    assert wide[0].split()[-2:] == ["TARGET", "AGE"] and wide[1].split()[-2] == TARGET
     assert [line.split()[:-1] for line in long_name.splitlines()] == [line.split()[:-1] for line in table], (
         "the same table by the long name (AGE may tick between the two calls)"
     )

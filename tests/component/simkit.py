@@ -7,11 +7,13 @@ real client would send; the waits poll with a deadline instead of sleeping.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,6 +202,27 @@ def scale_set_stats(stats: dict[str, Any], scale_set: ScaleSet) -> dict[str, Any
     raise AssertionError(f"{scale_set.id} not in stats: {sorted(stats['scaleSets'])}")
 
 
+def requests_about(entries: list[dict[str, Any]], scale_set_id: str) -> Counter[str]:
+    """From audit entries: the ARM requests about one scale set, by REST operation. Those on its own paths name it;
+    the status reads of its operations (``Operations_Get``) do not, and are found through its ``operation`` entries."""
+    wanted = scale_set_id.lower()
+    owned = {
+        str(e["operationId"]).lower()
+        for e in entries
+        if e["kind"] == "operation" and str(e.get("scaleSet") or "").lower() == wanted
+    }
+    counted: Counter[str] = Counter()
+    for entry in entries:
+        if entry["kind"] != "request":
+            continue
+        operation_id = str(entry["path"]).rstrip("/").rsplit("/", 1)[-1].lower()
+        if str(entry.get("scaleSet") or "").lower() == wanted or (
+            entry["operation"] == "Operations_Get" and operation_id in owned
+        ):
+            counted[entry["operation"]] += 1
+    return counted
+
+
 def most_instances_updating_at_once(transitions: list[dict[str, Any]]) -> int:
     """From audit transitions (oldest first): the most instances that were ``Updating`` at the same moment."""
     updating: set[str] = set()
@@ -217,19 +240,23 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def run_plan(simulator: Any, manifest: Path, **variables: str) -> subprocess.CompletedProcess[str]:
-    """``scaleset-image plan -f manifest`` as a person runs it, with the simulator as ARM and as the token authority
-    (``variables`` override or add environment variables)."""
-    env = {
-        **os.environ,
+def plan_variables(simulator: Any) -> dict[str, str]:
+    """The environment a person sets to point ``scaleset-image plan`` at the simulator (as ARM and as the token
+    authority)."""
+    return {
         "AZURE_TENANT_ID": TENANT_ID,
         "AZURE_CLIENT_ID": CLIENT_ID,
         "AZURE_CLIENT_SECRET": "plan",
         "AZURE_AUTHORITY_HOST": simulator.url,
         "SCALESET_IMAGE_ARM_ENDPOINT": simulator.url,
         "SCALESET_IMAGE_CA_BUNDLE": str(simulator.ca_file),
-        **variables,
     }
+
+
+def run_plan(simulator: Any, manifest: Path, **variables: str) -> subprocess.CompletedProcess[str]:
+    """``scaleset-image plan -f manifest`` as a person runs it, with ``plan_variables`` (``variables`` override or
+    add environment variables)."""
+    env = {**os.environ, **plan_variables(simulator), **variables}
     return subprocess.run(
         [sys.executable, "-m", "scaleset_image_operator.cli", "plan", "-f", str(manifest)],
         env=env,
@@ -238,3 +265,68 @@ def run_plan(simulator: Any, manifest: Path, **variables: str) -> subprocess.Com
         timeout=120,
         check=False,
     )
+
+
+REPO = Path(__file__).resolve().parents[2]
+AZURE_CLI_INSTALL = REPO / "tools" / "azure-cli" / "install.sh"
+
+
+def install_azure_cli() -> Path:
+    """The ``az`` of the pinned azure-cli, installed once into a cached virtual environment of its own by
+    tools/azure-cli/install.sh (outside uv.lock: azure-cli pins its own Azure SDK versions). Raises with the
+    script's own error when it cannot."""
+    proc = subprocess.run(["bash", str(AZURE_CLI_INSTALL)], capture_output=True, text=True, timeout=900, check=False)
+    lines = proc.stdout.strip().splitlines()
+    executable = Path(lines[-1]) if lines else Path()
+    if proc.returncode != 0 or not executable.is_file():
+        raise RuntimeError(
+            f"{AZURE_CLI_INSTALL.relative_to(REPO)} exited {proc.returncode}:\n{proc.stderr}{proc.stdout}"
+        )
+    return executable
+
+
+class AzureCliFailed(AssertionError):
+    """An ``az`` command exited non-zero; the message has the command and what it printed."""
+
+
+@dataclass(frozen=True)
+class AzureCli:
+    """The real Azure CLI as a person configures it for the simulator, with only the client-side settings Azure Stack
+    users set: a private config folder (``AZURE_CONFIG_DIR``), the simulator's CA (``REQUESTS_CA_BUNDLE``) and MSAL
+    instance discovery off (``AZURE_CORE_INSTANCE_DISCOVERY``: the simulator is not a known Entra host). Telemetry
+    and survey prompts are off so that a command leaves nothing running after it."""
+
+    executable: Path
+    config_dir: Path
+    ca_file: Path
+
+    def environment(self) -> dict[str, str]:
+        return {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.config_dir),
+            "LANG": "C.UTF-8",
+            "AZURE_CONFIG_DIR": str(self.config_dir),
+            "REQUESTS_CA_BUNDLE": str(self.ca_file),
+            "AZURE_CORE_INSTANCE_DISCOVERY": "false",
+            "AZURE_CORE_COLLECT_TELEMETRY": "false",
+            "AZURE_CORE_SURVEY_MESSAGE": "false",
+            "AZURE_CORE_NO_COLOR": "true",
+        }
+
+    def run(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+        self.config_dir.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(
+            [str(self.executable), *args],
+            env=self.environment(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise AzureCliFailed(f"az {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}{proc.stdout}")
+        return proc
+
+    def json(self, *args: str) -> Any:
+        """The command's ``--output json``, parsed."""
+        return json.loads(self.run(*args, "--output", "json").stdout)

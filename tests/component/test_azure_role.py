@@ -279,6 +279,8 @@ async def drive(simulator: SimulatorThread, control: SimulatorControl, subscript
     rolling_out = scale_set(image=jammy(), capacity=2)
     automatic = scale_set(image=jammy(), capacity=1, upgradePolicy="Automatic")
     on_vhd = scale_set(image={"uri": vhds[0]}, capacity=1)
+    # Azure refuses a platform <-> custom image change in place: custom images go to a scale set on one already.
+    on_gallery = scale_set(image={"id": f"{gallery_image}/versions/1.0.0"}, capacity=1)
 
     ca = str(simulator.ca_file)
     async with ClientSecretCredential(
@@ -320,7 +322,7 @@ async def drive(simulator: SimulatorThread, control: SimulatorControl, subscript
                 Image.of(ImageKind.SHARED_GALLERY, shared),
                 Image.of(ImageKind.COMMUNITY_GALLERY, community),
             ):
-                await write_image(gateway, rolling_out, image, written)
+                await write_image(gateway, on_gallery, image, written)
             await write_image(gateway, on_vhd, Image.of(ImageKind.URI, vhds[1]), written)
 
             model = await settled(gateway, automatic)

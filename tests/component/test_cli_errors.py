@@ -158,6 +158,14 @@ def test_an_estimate_of_no_negative_or_endless_minutes_is_an_argument_error(
     assert f"error: argument {flag}: " in err.splitlines()[-1] and repr(value) in err.splitlines()[-1], err
 
 
+def test_a_demo_of_fewer_instances_than_update_domains_is_an_argument_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = in_process(capsys, "demo", "--plain", "--instances", "1")
+
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert "--instances must be at least 5" in err.splitlines()[-1], err
+
+
 # --- run: the Kubernetes configuration -----------------------------------------------------------------------------
 
 

@@ -114,7 +114,7 @@ async def test_a_finished_rollout_reports_the_whole_status_document(
     assert status["previousImage"] == key(JAMMY_VERSIONS[0])
     assert status["instances"] == {"total": 5, "upgraded": 5, "upgrading": 0, "pending": 0, "failed": 0, "unhealthy": 0}
     assert status["domains"] == [{"domain": d, "instances": 1, "upgraded": 1, "state": "Succeeded"} for d in range(5)]
-    assert status["plan"] == [{"index": d, "domains": [d], "instanceIds": [str(d)]} for d in range(5)]
+    assert status["plan"] == [{"index": d, "domains": [d], "instances": 1, "instanceIds": [str(d)]} for d in range(5)]
     assert status["currentBatch"] is None
     assert status["startedAt"] <= status["completedAt"]
     assert condition(status, "Ready") | {"lastTransitionTime": ""} == {

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from azure.mgmt.compute.aio import ComputeManagementClient
 
-from component.simkit import JAMMY_VERSIONS, TIME_SCALE, ScaleSet, image_patch, jammy, scale_set_stats
+from component.simkit import (
+    JAMMY_VERSIONS,
+    TIME_SCALE,
+    ScaleSet,
+    image_patch,
+    jammy,
+    requests_about,
+    scale_set_stats,
+)
 
 
 async def change_image(compute: ComputeManagementClient, scale_set: ScaleSet, version: str) -> None:
@@ -79,6 +87,23 @@ async def test_requests_are_counted_per_operation_and_writes_are_counted(
     assert after["requests"]["VirtualMachineScaleSets_Update"] >= 1
     assert after["writes"] >= before["writes"] + 1
     assert scale_set_stats(after, scale_set)["modelWrites"] == 1
+
+
+async def test_requests_are_counted_per_scale_set_with_the_status_reads_of_its_operations(
+    compute: ComputeManagementClient, control, scale_sets
+) -> None:
+    changed, read = scale_sets(), scale_sets()
+    since = control.audit()[-1]["seq"]
+
+    await change_image(compute, changed, JAMMY_VERSIONS[1])
+    await compute.virtual_machine_scale_sets.get(read.resource_group, read.name)
+
+    stats, entries = control.stats(), control.audit(since=since)
+    counted = scale_set_stats(stats, changed)["requests"]
+    assert counted["VirtualMachineScaleSets_Update"] == 1
+    assert counted["Operations_Get"] >= 1
+    assert counted == requests_about(entries, changed.id)
+    assert scale_set_stats(stats, read)["requests"] == {"VirtualMachineScaleSets_Get": 1}
 
 
 async def test_a_domain_by_domain_rollout_has_no_double_upgrades(

@@ -58,6 +58,20 @@ async def test_an_issued_token_is_a_jwt_for_arm_naming_the_tenant_and_the_applic
     assert claims["exp"] > time.time() + 3000
 
 
+async def test_a_token_for_the_azure_clis_double_slash_scope_is_for_arm_and_accepted(
+    simulator, http: aiohttp.ClientSession, scale_set: ScaleSet
+) -> None:
+    # The Azure CLI asks for its cloud's resource id plus "/.default": https://management.core.windows.net//.default.
+    async with ClientSecretCredential(
+        TENANT_ID, CLIENT_ID, "s3cret", authority=simulator.url, connection_verify=str(simulator.ca_file)
+    ) as credential:
+        token = (await credential.get_token("https://management.core.windows.net//.default")).token
+
+    async with http.get(scale_set_url(scale_set), headers=bearer(token)) as response:
+        assert response.status == 200
+    assert jwt.decode(token, options={"verify_signature": False})["aud"] == "https://management.core.windows.net/"
+
+
 async def test_a_workload_identity_credential_exchanges_its_token_file_for_a_token(
     open_compute, simulator, scale_set: ScaleSet, tmp_path: Path
 ) -> None:

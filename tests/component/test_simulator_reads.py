@@ -173,3 +173,29 @@ async def test_instances_filtered_on_power_state_carry_only_their_power_state(
 
     assert len(vms) == scale_set.capacity
     assert {tuple(status_codes(vm)) for vm in vms} == {("PowerState/running",)}
+
+
+async def test_the_image_catalogue_lists_publishers_their_offers_and_the_skus_of_an_offer(
+    compute: ComputeManagementClient,
+) -> None:
+    images = compute.virtual_machine_images
+
+    publishers = [p.name for p in await images.list_publishers("westus")]
+    offers = [o.name for o in await images.list_offers("westus", JAMMY["publisher"])]
+    skus = await images.list_skus("westus", JAMMY["publisher"], JAMMY["offer"])
+
+    assert {"Canonical", "MicrosoftWindowsServer"} <= set(publishers)
+    assert {JAMMY["offer"], "ubuntu-24_04-lts"} <= set(offers)
+    assert [s.name for s in skus] == [JAMMY["sku"]]
+    assert skus[0].location == "westus"
+    assert skus[0].id.endswith(
+        f"/publishers/{JAMMY['publisher']}/artifacttypes/vmimage/offers/{JAMMY['offer']}/skus/{JAMMY['sku']}"
+    )
+
+
+async def test_the_offers_of_an_unknown_publisher_are_not_found(compute: ComputeManagementClient) -> None:
+    with pytest.raises(ResourceNotFoundError) as missing:
+        await compute.virtual_machine_images.list_offers("westus", "NoSuchPublisher")
+
+    assert missing.value.error.code == "NotFound"
+    assert "Artifact: VMImage was not found for publisher 'NoSuchPublisher'" in missing.value.error.message

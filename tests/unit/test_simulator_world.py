@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
 
+from scaleset_image_operator.simulator import render
 from scaleset_image_operator.simulator.clock import SimClock
 from scaleset_image_operator.simulator.errors import ArmError
 from scaleset_image_operator.simulator.faults import FaultBook
@@ -178,16 +180,98 @@ def test_an_image_change_azure_refuses_leaves_the_model_as_it_was(
     assert (vmss.etag, vmss.profile_version, repr(vmss.resource)) == before
 
 
-def test_switching_to_a_gallery_image_needs_the_platform_fields_cleared() -> None:
+def test_a_platform_scale_set_cannot_switch_to_a_gallery_image_even_with_the_platform_fields_cleared() -> None:
     world, _ = make_world()
     gallery = "/subscriptions/s/resourceGroups/r/providers/Microsoft.Compute/galleries/g/images/web/versions/1.4.0"
     world.catalog.publish({"id": gallery})
     vmss = scale_set(world)
+    before = (vmss.etag, vmss.profile_version)
+    for reference, expected in (
+        ({"id": gallery}, (400, "InvalidParameter")),  # two images named: the platform fields were not cleared
+        ({"id": gallery, "publisher": None, "offer": None, "sku": None, "version": None}, (409, "OperationNotAllowed")),
+    ):
+        patch = {"properties": {"virtualMachineProfile": {"storageProfile": {"imageReference": reference}}}}
+        with pytest.raises(ArmError) as refused:
+            world.update(vmss, patch, if_match=None)
+        assert (refused.value.status, refused.value.code) == expected
+    assert (vmss.etag, vmss.profile_version) == before
+
+
+def test_switching_from_a_managed_image_to_a_gallery_image_keeps_only_the_gallery_reference() -> None:
+    world, _ = make_world()
+    managed = "/subscriptions/s/resourceGroups/r/providers/Microsoft.Compute/images/web-2024"
+    gallery = "/subscriptions/s/resourceGroups/r/providers/Microsoft.Compute/galleries/g/images/web/versions/1.4.0"
+    for image in (managed, gallery):
+        world.catalog.publish({"id": image})
+    vmss = scale_set(world, image={"id": managed})
     cleared = {"id": gallery, "publisher": None, "offer": None, "sku": None, "version": None}
     world.update(
         vmss, {"properties": {"virtualMachineProfile": {"storageProfile": {"imageReference": cleared}}}}, if_match=None
     )
     assert vmss.profile["storageProfile"]["imageReference"] == {"id": gallery}
+
+
+LEFT_OUT = object()
+
+
+def put_back(world: World, vmss: ScaleSet, image_reference: Any = LEFT_OUT) -> None:
+    """What ``az vmss update`` PUTs: the scale set as read, without its read-only fields, its image reference nulled
+    (then set to ``image_reference``, or left out)."""
+    body = copy.deepcopy(render.scale_set(vmss))
+    for read_only in ("provisioningState", "uniqueId", "timeCreated"):
+        body["properties"].pop(read_only)
+    storage = body["properties"]["virtualMachineProfile"]["storageProfile"]
+    del storage["imageReference"]
+    if image_reference is not LEFT_OUT:
+        storage["imageReference"] = image_reference
+    world.create_or_update(SUB, "rg", "web", body, None, None)
+
+
+def test_a_put_naming_only_the_version_keeps_the_publisher_offer_and_sku_of_the_model() -> None:
+    world, _ = make_world()
+    vmss = scale_set(world)
+    before = dict(vmss.profile["storageProfile"]["imageReference"])
+
+    put_back(world, vmss, {"version": NEW_VERSION})
+
+    assert vmss.profile["storageProfile"]["imageReference"] == {**before, "version": NEW_VERSION}
+    assert vmss.profile_version == 2
+
+
+@pytest.mark.parametrize("image_reference", [LEFT_OUT, None], ids=["left out", "null"])
+def test_a_put_without_an_image_reference_keeps_the_model_image_and_makes_no_new_model(image_reference: Any) -> None:
+    world, _ = make_world()
+    vmss = scale_set(world)
+    before = dict(vmss.profile["storageProfile"]["imageReference"])
+
+    put_back(world, vmss, image_reference)
+
+    assert vmss.profile["storageProfile"]["imageReference"] == before
+    assert vmss.profile_version == 1
+
+
+def test_a_put_naming_another_style_of_image_is_refused_as_an_image_type_change() -> None:
+    world, _ = make_world()
+    managed = "/subscriptions/s/resourceGroups/r/providers/Microsoft.Compute/images/web"
+    world.catalog.publish({"id": managed})
+    vmss = scale_set(world)
+    before = (vmss.etag, vmss.profile_version, repr(vmss.resource))
+
+    with pytest.raises(ArmError) as refused:
+        put_back(world, vmss, {"id": managed})
+
+    assert (refused.value.status, refused.value.code) == (409, "OperationNotAllowed")
+    assert (vmss.etag, vmss.profile_version, repr(vmss.resource)) == before
+
+
+def test_a_put_without_the_read_only_properties_keeps_them() -> None:
+    world, _ = make_world()
+    vmss = scale_set(world)
+    created = (vmss.properties["uniqueId"], vmss.properties["timeCreated"])
+
+    put_back(world, vmss, {"version": NEW_VERSION})
+
+    assert (vmss.properties["uniqueId"], vmss.properties["timeCreated"]) == created
 
 
 def test_scaling_out_creates_instances_on_the_current_model_and_scaling_in_removes_the_highest_ids() -> None:

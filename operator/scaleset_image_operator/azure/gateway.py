@@ -81,6 +81,19 @@ class AzureStats:
                 self.remaining[name.removeprefix("x-ms-ratelimit-remaining-")] = float(value)
 
 
+class _PageCounter:
+    """A ``raw_response_hook`` for a paged list: every page's answer goes to the stats hook, and is counted (each
+    page beyond the first costs another token of the list's budget policy)."""
+
+    def __init__(self, hook: Callable[[PipelineResponse[Any, Any]], None]) -> None:
+        self._hook = hook
+        self.count = 0
+
+    def __call__(self, response: PipelineResponse[Any, Any]) -> None:
+        self._hook(response)
+        self.count += 1
+
+
 class CappedRetryPolicy(AsyncRetryPolicy[Any, Any]):
     """azure-core's retry policy, but a ``Retry-After`` longer than the cap is not slept inside the call (the
     reconciler requeues instead), and a POST/PATCH that failed with 5xx is not blindly resent: Azure may have
@@ -232,12 +245,7 @@ class AzureGateway:
     async def observe(self, ref: ScaleSetRef, operation_url: str | None) -> Observation:
         client = self._client(ref.subscription_id)
         what = f"reading {ref.name}"
-        pages = 0
-
-        def count_page(response: PipelineResponse[Any, Any]) -> None:
-            nonlocal pages
-            self._hook(response)
-            pages += 1
+        pages = _PageCounter(self._hook)
 
         try:
             # Every token the observation needs is taken before its first request: a pass never spends a GET
@@ -248,11 +256,11 @@ class AzureGateway:
             vms: list[Any] = []
             if orchestration.lower() != "flexible":
                 pager = client.virtual_machine_scale_set_vms.list(
-                    ref.resource_group, ref.name, expand="instanceView", raw_response_hook=count_page
+                    ref.resource_group, ref.name, expand="instanceView", raw_response_hook=pages
                 )
                 vms = [vm async for vm in pager]
-            if pages > 1:
-                self.budget.debit(ref.subscription_id, VM_LIST, pages - 1)
+            if pages.count > 1:
+                self.budget.debit(ref.subscription_id, VM_LIST, pages.count - 1)
             operation = await self._operation(client, operation_url) if operation_url else None
         except Exception as error:
             raise self._problem(ref, error, what) from error
@@ -328,21 +336,16 @@ class AzureGateway:
         at = _in_subscription(ref, source.subscription)
         client = self._client(at.subscription_id)
         what = f"listing versions of the gallery image {image.key()}"
-        pages = 0
-
-        def count_page(response: PipelineResponse[Any, Any]) -> None:
-            nonlocal pages
-            self._hook(response)
-            pages += 1
+        pages = _PageCounter(self._hook)
 
         try:
             await self._spend(at, IMAGE_LIST)
             pager = client.gallery_image_versions.list_by_gallery_image(
-                source.group, source.gallery, source.image, raw_response_hook=count_page
+                source.group, source.gallery, source.image, raw_response_hook=pages
             )
             versions = [version async for version in pager]
-            if pages > 1:
-                self.budget.debit(at.subscription_id, IMAGE_LIST, pages - 1)
+            if pages.count > 1:
+                self.budget.debit(at.subscription_id, IMAGE_LIST, pages.count - 1)
         except Exception as error:
             raise self._problem(at, error, what, image_write=True) from error
         names = [name for version in versions if (name := _deployable_in(version, location))]

@@ -4,6 +4,11 @@ Conditions follow ``metav1.Condition``: ``lastTransitionTime`` moves only when a
 and every condition carries the ``observedGeneration`` it was computed for. The planner's memory
 (``Progress``) is kept in the same document — ``targetImage``, ``previousImage``, ``currentBatch`` and the
 ``rollout`` object — so the status written once per pass is also what a restarted operator resumes from.
+
+``status.plan`` is for people (``kubectl describe``): each batch with its instance count and only its first
+``PLAN_IDS_SHOWN`` instance ids, so a 1,000-instance scale set's status stays a page, not a thousand lines
+(``scaleset-image plan`` lists every instance). Nothing reads the plan back. The batch in flight is the exception:
+``currentBatch.instanceIds`` keeps every instance being upgraded, because a restarted operator awaits exactly those.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from .spec import HealthMode, Strategy
 
 READY, PROGRESSING, DEGRADED = "Ready", "Progressing", "Degraded"
 MOVING_PHASES = frozenset({Phase.UPDATING_MODEL, Phase.ROLLING_OUT, Phase.ROLLING_BACK})
+PLAN_IDS_SHOWN = 10
+"""Instance ids listed per batch of ``status.plan`` (and of a ``currentBatch`` not yet in flight)."""
 
 
 def rfc3339(epoch_seconds: float, *, precise: bool = False) -> str:
@@ -72,6 +79,16 @@ def merge_conditions(
             }
         )
     return merged
+
+
+def headline_reason(conditions: Sequence[Mapping[str, Any]]) -> str:
+    """The reason of the condition that matters (``status.reason``, the Reason column of ``kubectl get``):
+    ``Degraded``'s while it is True, else ``Progressing``'s, which says what a healthy rollout is doing or why
+    it stands still (``Paused``, ``AwaitingApproval``, ``RolloutComplete``)."""
+    by_type = {c.get("type"): c for c in conditions}
+    degraded, progressing = by_type.get(DEGRADED) or {}, by_type.get(PROGRESSING) or {}
+    chosen = degraded if degraded.get("status") == "True" else progressing
+    return str(chosen.get("reason") or "")
 
 
 def counts(
@@ -164,7 +181,12 @@ def _conditions(decision: Decision) -> list[ConditionUpdate]:
 
 
 def _batch(batch: Batch) -> dict[str, Any]:
-    return {"index": batch.index, "domains": list(batch.domains), "instanceIds": list(batch.instance_ids)}
+    return {
+        "index": batch.index,
+        "domains": list(batch.domains),
+        "instances": len(batch.instance_ids),
+        "instanceIds": list(batch.instance_ids[:PLAN_IDS_SHOWN]),
+    }
 
 
 def _rollout_memory(progress: Progress) -> dict[str, Any]:
@@ -233,6 +255,7 @@ def build_status(
         batch = _batch(current)
         in_flight = progress.in_flight
         if in_flight is not None and in_flight.batch_index == current.index:
+            batch["instances"] = len(in_flight.instance_ids)
             batch["instanceIds"] = list(in_flight.instance_ids)
             batch["operation"] = in_flight.operation or None
             batch["startedAt"] = rfc3339(in_flight.started_at, precise=True)
@@ -242,12 +265,14 @@ def build_status(
         status["currentBatch"] = {
             "index": progress.in_flight.batch_index,
             "domains": [],
+            "instances": len(progress.in_flight.instance_ids),
             "instanceIds": list(progress.in_flight.instance_ids),
             "operation": progress.in_flight.operation or None,
             "startedAt": rfc3339(progress.in_flight.started_at, precise=True),
         }
     tally = status["instances"]
     status["upgraded"] = f"{tally['upgraded']}/{tally['total']}"
+    status["reason"] = headline_reason(status["conditions"])
     return status
 
 
@@ -286,12 +311,14 @@ def problem_status(
         )
         if key in previous
     }
+    conditions = merge_conditions(previous.get("conditions") or [], updates, generation, now)
     return {
         **carried,
         "observedGeneration": generation,
         "phase": phase.value,
+        "reason": headline_reason(conditions),
         "message": message,
-        "conditions": merge_conditions(previous.get("conditions") or [], updates, generation, now),
+        "conditions": conditions,
     }
 
 
@@ -313,11 +340,13 @@ def transient_status(
         for c in kept
     ]
     updates.append(ConditionUpdate(DEGRADED, True, reason, message))
+    conditions = merge_conditions(previous.get("conditions") or [], updates, generation, now)
     return {
         **dict(previous),
         "observedGeneration": previous.get("observedGeneration", generation),
+        "reason": headline_reason(conditions),
         "message": message,
-        "conditions": merge_conditions(previous.get("conditions") or [], updates, generation, now),
+        "conditions": conditions,
     }
 
 

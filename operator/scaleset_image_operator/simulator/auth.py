@@ -27,9 +27,12 @@ ARM_AUDIENCES = (
 
 
 def audience_of_scope(scope: str) -> str:
-    """``https://management.azure.com/.default`` -> ``https://management.azure.com/``."""
+    """The resource a client-credentials scope names, with one trailing slash: ``https://management.azure.com/.default``
+    and the Azure CLI's ``https://management.core.windows.net//.default`` (a scope is the resource URI plus
+    ``/.default``, so a resource URI ending in a slash gives two) -> ``https://management.azure.com/``,
+    ``https://management.core.windows.net/``."""
     first = scope.split()[0] if scope.strip() else "https://management.azure.com/.default"
-    return first.removesuffix(".default")
+    return first.removesuffix(".default").rstrip("/") + "/"
 
 
 class TokenAuthority:

@@ -10,6 +10,7 @@ not excluded from latest (docs/simulator.md, "Gallery image versions and definit
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -241,6 +242,22 @@ class ImageCatalog:
             self._resolve_id(value, location)
             return
         self.publish({kind: value})
+
+    def publishers(self) -> list[str]:
+        """Every publisher with a published platform image, as first spelled, in alphabetical order."""
+        return self._names(lambda key: True, 0)
+
+    def offers(self, publisher: str) -> list[str]:
+        return self._names(lambda key: key[0] == publisher.lower(), 1)
+
+    def skus(self, publisher: str, offer: str) -> list[str]:
+        return self._names(lambda key: key[:2] == (publisher.lower(), offer.lower()), 2)
+
+    def _names(self, wanted: Callable[[tuple[str, str, str]], bool], part: int) -> list[str]:
+        names = {
+            key[part]: self.platform_names[key][part] for key in self.platform if wanted(key) and self.platform[key]
+        }
+        return [names[key] for key in sorted(names)]
 
     def platform_versions(self, publisher: str, offer: str, sku: str) -> list[str]:
         known = self.platform.get((publisher.lower(), offer.lower(), sku.lower()), {})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,6 +105,8 @@ class Counters:
     double_upgrades: int = 0
     upgrades: int = 0
     model_writes: int = 0
+    requests: Counter[str] = field(default_factory=Counter)
+    """ARM requests about the scale set by REST operation: its own paths and the status reads of its operations."""
 
 
 @dataclass

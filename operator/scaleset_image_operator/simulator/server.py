@@ -27,7 +27,7 @@ from urllib.parse import urlencode
 import trustme
 from aiohttp import web
 
-from . import render
+from . import directory, render
 from .auth import TokenAuthority, audience_of_scope
 from .clock import SimClock, iso
 from .errors import ArmError, invalid_parameter
@@ -41,6 +41,8 @@ MIN_API_VERSION = "2016-03-30"
 _API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview|-beta|-alpha)?$", re.IGNORECASE)
 LRO_RETRY_AFTER = 10.0
 POLL_RETRY_AFTER = 30.0
+CLAIMS = web.RequestKey("claims", dict)
+"""The caller's token claims, kept on the request for the handlers that answer by tenant."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,8 @@ class Simulator:
             return self._openid(request, parts[0])
         if lowered[:4] == ["metadata", "identity", "oauth2", "token"]:
             return self._managed_identity(request)
+        if lowered == ["metadata", "endpoints"]:
+            return self._cloud_metadata(request)
         return await self._arm(request, parts, lowered)
 
     def _base(self, request: web.Request) -> str:
@@ -155,13 +159,13 @@ class Simulator:
         operation_name = route.operation if route else f"Unknown_{request.method}"
         scale_set_id = self._scale_set_id(captures) if captures else None
         try:
-            self.tokens.check(request.headers.get("Authorization"))
+            request[CLAIMS] = self.tokens.check(request.headers.get("Authorization"))
             self._check_api_version(request)
             fault = self.faults.for_request(request.method, request.path)
             if fault is not None:
                 fault_answer = await self._apply_fault(request, fault, headers)
                 if fault_answer is not None:
-                    self._count(operation_name, fault_answer.status, request.method, scale_set_id, request)
+                    self._count(operation_name, fault_answer.status, request.method, scale_set_id, request, captures)
                     return fault_answer
             if wrong_method:
                 raise ArmError(
@@ -179,14 +183,23 @@ class Simulator:
         except ArmError as error:
             headers.update(error.headers)
             response = _json(error.body(), status=error.status, headers=headers)
-            self._count(operation_name, error.status, request.method, scale_set_id, request)
+            self._count(operation_name, error.status, request.method, scale_set_id, request, captures)
             return response
         response.headers.update(headers)
-        self._count(operation_name, response.status, request.method, scale_set_id, request)
+        self._count(operation_name, response.status, request.method, scale_set_id, request, captures)
         return response
 
-    def _count(self, operation: str, status: int, method: str, scale_set_id: str | None, request: web.Request) -> None:
+    def _count(
+        self,
+        operation: str,
+        status: int,
+        method: str,
+        scale_set_id: str | None,
+        request: web.Request,
+        captures: dict[str, str],
+    ) -> None:
         self.requests[operation] += 1
+        self.world.count_request(operation, captures)
         self.responses[operation][str(status)] += 1
         if status == 429:
             self.throttled += 1
@@ -301,11 +314,17 @@ class Simulator:
             "{sku}",
             "versions",
         )
+        publishers = (*loc, "publishers")
+        offers = (*publishers, "{pub}", "artifacttypes", "vmimage", "offers")
         gallery = (*rg, "galleries", "{gallery}", "images", "{image}", "versions")
         shared = (*loc, "sharedgalleries", "{gallery}", "images", "{image}", "versions", "{version}")
         community = (*loc, "communitygalleries", "{gallery}", "images", "{image}", "versions", "{version}")
         r = _Route
         return [
+            r("GET", ("subscriptions",), self._list_subscriptions, "Subscriptions_List", None),
+            r("GET", sub, self._get_subscription, "Subscriptions_Get", None),
+            r("GET", (*sub, "locations"), self._list_locations, "Subscriptions_ListLocations", None),
+            r("GET", ("tenants",), self._list_tenants, "Tenants_List", None),
             r("GET", vmss, self._get_vmss, "VirtualMachineScaleSets_Get", "GetVMScaleSet"),
             r("PUT", vmss, self._put_vmss, "VirtualMachineScaleSets_CreateOrUpdate", "UpdateVMScaleSet"),
             r("PATCH", vmss, self._patch_vmss, "VirtualMachineScaleSets_Update", "UpdateVMScaleSet"),
@@ -385,6 +404,9 @@ class Simulator:
             ),
             r("POST", (*vm, "reimage"), self._reimage_vm, "VirtualMachineScaleSetVMs_Reimage", "VMScaleSetVMActions"),
             r("GET", (*loc, "operations", "{op}"), self._operation, "Operations_Get", "GetOperation"),
+            r("GET", publishers, self._list_publishers, "VirtualMachineImages_ListPublishers", "GetImage"),
+            r("GET", offers, self._list_offers, "VirtualMachineImages_ListOffers", "GetImage"),
+            r("GET", (*offers, "{offer}", "skus"), self._list_skus, "VirtualMachineImages_ListSkus", "GetImage"),
             r("GET", skus, self._list_image_versions, "VirtualMachineImages_List", "GetImage"),
             r("GET", (*skus, "{version}"), self._get_image_version, "VirtualMachineImages_Get", "GetImage"),
             r("GET", gallery, self._list_gallery_versions, "GalleryImageVersions_ListByGalleryImage", "GetImage"),
@@ -624,6 +646,30 @@ class Simulator:
             return _json({"error": error}, status=400)
         return _json(render.operation(operation, self.clock), headers=retry)
 
+    def _image_names(self, request: web.Request, captures: dict[str, str], names: list[str]) -> web.Response:
+        """A ``VirtualMachineImageResource`` list: a bare JSON array of ``{name, location, id}``."""
+        prefix = request.path.rstrip("/")
+        return _json([{"location": captures["loc"], "name": name, "id": f"{prefix}/{name}"} for name in names])
+
+    async def _list_publishers(self, request: web.Request, captures: dict[str, str]) -> web.Response:
+        return self._image_names(request, captures, self.world.catalog.publishers())
+
+    async def _list_offers(self, request: web.Request, captures: dict[str, str]) -> web.Response:
+        offers = self.world.catalog.offers(captures["pub"])
+        if not offers:
+            raise ArmError(404, "NotFound", f"Artifact: VMImage was not found for publisher '{captures['pub']}'.")
+        return self._image_names(request, captures, offers)
+
+    async def _list_skus(self, request: web.Request, captures: dict[str, str]) -> web.Response:
+        skus = self.world.catalog.skus(captures["pub"], captures["offer"])
+        if not skus:
+            raise ArmError(
+                404,
+                "NotFound",
+                f"Artifact: VMImage was not found for publisher '{captures['pub']}' and offer '{captures['offer']}'.",
+            )
+        return self._image_names(request, captures, skus)
+
     async def _list_image_versions(self, request: web.Request, captures: dict[str, str]) -> web.Response:
         versions = self.world.catalog.platform_versions(captures["pub"], captures["offer"], captures["sku"])
         if not versions:
@@ -767,6 +813,44 @@ class Simulator:
 
     async def _get_community_version(self, request: web.Request, captures: dict[str, str]) -> web.Response:
         return self._directly_shared_version(captures, self.world.catalog.community, "CommunityGalleries", "community")
+
+    # ------------------------------------------------------------------ subscriptions and tenants
+
+    def _subscriptions(self) -> list[str]:
+        """Every subscription holding a scale set, as first spelled, in the order they appeared."""
+        seen: dict[str, str] = {}
+        for scale_set in self.world.scale_sets.values():
+            seen.setdefault(scale_set.subscription.lower(), scale_set.subscription)
+        return list(seen.values())
+
+    def _known_subscription(self, captures: dict[str, str]) -> str:
+        wanted = captures["sub"].lower()
+        found = next((s for s in self._subscriptions() if s.lower() == wanted), None)
+        if found is None:
+            raise directory.subscription_not_found(captures["sub"])
+        return found
+
+    async def _list_subscriptions(self, request: web.Request, captures: dict[str, str]) -> web.Response:
+        tenant = str(request[CLAIMS].get("tid") or "")
+        return _json({"value": [directory.subscription(s, tenant) for s in self._subscriptions()]})
+
+    async def _get_subscription(self, request: web.Request, captures: dict[str, str]) -> web.Response:
+        found = self._known_subscription(captures)
+        return _json(directory.subscription(found, str(request[CLAIMS].get("tid") or "")))
+
+    async def _list_locations(self, request: web.Request, captures: dict[str, str]) -> web.Response:
+        return _json(directory.locations(self._known_subscription(captures)))
+
+    async def _list_tenants(self, request: web.Request, captures: dict[str, str]) -> web.Response:
+        return _json({"value": [directory.tenant(str(request[CLAIMS].get("tid") or ""))]})
+
+    def _cloud_metadata(self, request: web.Request) -> web.Response:
+        """Read before any sign-in, so without a token, as ARM serves it."""
+        try:
+            self._check_api_version(request)
+            return _json(directory.cloud_metadata(self._base(request), request.query["api-version"]))
+        except ArmError as error:
+            return _json(error.body(), status=error.status)
 
     # ---------------------------------------------------------------------------------- identity
 

@@ -18,7 +18,7 @@ import math
 import random
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +98,55 @@ def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = copy.deepcopy(value)
     return merged
+
+
+READ_ONLY_PROPERTIES = ("uniqueId", "timeCreated")
+"""Scale set properties Compute sets and a client cannot: a PUT that leaves them out (as clients that drop read-only
+fields before writing do) keeps them."""
+_IMAGE_STYLE_FIELDS = {
+    PLATFORM: ("publisher", "offer", "sku"),
+    "id": ("id",),
+    "sharedGalleryImageId": ("sharedGalleryImageId",),
+    "communityGalleryImageId": ("communityGalleryImageId",),
+}
+
+
+def _style_named(reference: dict[str, Any]) -> str | None:
+    """Which style of image reference a request's own fields name (None when it names none: only a version)."""
+    for style, names in _IMAGE_STYLE_FIELDS.items():
+        if any(reference.get(name) for name in names):
+            return style
+    return None
+
+
+def _keep_on_put(current: dict[str, Any], replacement: dict[str, Any]) -> None:
+    """What Compute keeps of the model when a PUT leaves it out (docs/simulator.md, "What a PUT keeps").
+
+    The read-only properties, and the image reference: one left out or null is kept as it is (the Azure CLI nulls
+    it in every ``az vmss update`` so as not to need read access to the image); one that names only some of its
+    fields keeps the others from the model, so ``{"version": V}`` changes the version of the model's platform
+    image. A reference that names another style of image replaces it, and the style change is then refused."""
+    old_props = current.get("properties") or {}
+    new_props = replacement.get("properties")
+    if not isinstance(new_props, dict):
+        return
+    for name in READ_ONLY_PROPERTIES:
+        if name in old_props:
+            new_props[name] = copy.deepcopy(old_props[name])
+    old_storage = (old_props.get("virtualMachineProfile") or {}).get("storageProfile") or {}
+    old_reference = old_storage.get("imageReference")
+    new_storage = (new_props.get("virtualMachineProfile") or {}).get("storageProfile")
+    if not isinstance(old_reference, dict) or not isinstance(new_storage, dict):
+        return
+    new_reference = new_storage.get("imageReference")
+    if not isinstance(new_reference, dict):
+        new_storage["imageReference"] = copy.deepcopy(old_reference)
+        return
+    old_style = _style_named(old_reference)
+    if _style_named(new_reference) in (None, old_style):
+        kept = {key: value for key, value in old_reference.items() if key != "exactVersion"}
+        given = {key: value for key, value in new_reference.items() if value is not None}
+        new_storage["imageReference"] = copy.deepcopy(kept | given)
 
 
 def _health_extension(os_type: str) -> dict[str, Any]:
@@ -326,6 +375,7 @@ class World:
             }
             merged = copy.deepcopy(existing.resource)
             merged.update(replacement)
+            _keep_on_put(existing.resource, merged)
             operation = self._write(existing, merged, if_match, "VirtualMachineScaleSets_CreateOrUpdate")
             return existing, operation, False
         if if_match:
@@ -1119,6 +1169,19 @@ class World:
 
     # ----------------------------------------------------------------------------------------- stats
 
+    def count_request(self, operation: str, captures: Mapping[str, str]) -> None:
+        """Counts an ARM request against the scale set it is about: one on the scale set's own paths, or a read of
+        one of its operations' status (whose URL names no scale set, so the audit entry cannot say whose it is)."""
+        scale_set: ScaleSet | None = None
+        if "vmss" in captures:
+            scale_set = self.scale_sets.get(scale_set_key(captures["sub"], captures["rg"], captures["vmss"]))
+        elif "op" in captures:
+            owned = self.operations.get(captures["op"])
+            if owned is not None and owned.subscription.lower() == captures["sub"].lower():
+                scale_set = self.scale_sets.get(owned.scale_set)
+        if scale_set is not None:
+            scale_set.counters.requests[operation] += 1
+
     def stats(self) -> dict[str, Any]:
         return {
             "maxConcurrentDomains": self.counters.max_concurrent_domains,
@@ -1130,6 +1193,7 @@ class World:
                     "doubleUpgrades": scale_set.counters.double_upgrades,
                     "upgrades": scale_set.counters.upgrades,
                     "modelWrites": scale_set.counters.model_writes,
+                    "requests": dict(sorted(scale_set.counters.requests.items())),
                     "instances": len(scale_set.instances),
                 }
                 for scale_set in self.scale_sets.values()
