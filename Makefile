@@ -73,8 +73,10 @@ demo: uv
 demo-cluster: setup controlplane
 	$(RUN) python tools/demo_cluster.py $(DEMO_ARGS)
 
+# The simulator with the scale sets and images the examples name; the README's "`plan` against the simulator"
+# gives the environment that points `scaleset-image plan` at it.
 simulator: setup
-	$(RUN) scaleset-image simulator --port 8443 --ca-file sim-ca.pem --time-scale 10
+	$(RUN) scaleset-image simulator --port 8443 --ca-file sim-ca.pem --scalesets examples/simulator/scalesets.yaml --time-scale 10
 
 # The README's ScaleSetImage reference, rendered from the field descriptions in the CRD (tools/docs/reference.py).
 reference: setup

@@ -1,6 +1,6 @@
 """scaleset-image-operator: roll Azure VM Scale Sets onto a new OS image, one domain at a time.
 
-The package is laid out in layers (see DESIGN.md section 2): ``core`` is pure, ``azure`` and ``kube`` are
+The package is laid out in layers (see docs/architecture.md, "Layers"): ``core`` is pure, ``azure`` and ``kube`` are
 thin adapters, ``simulator`` is an Azure Resource Manager stand-in used by tests and the demo.
 """
 

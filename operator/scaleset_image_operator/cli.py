@@ -1,4 +1,4 @@
-"""The ``scaleset-image`` command (DESIGN.md section 9).
+"""The ``scaleset-image`` command (README, "Commands"; docs/architecture.md, "Contracts").
 
 Sub-commands: ``plan`` (dry run of a ScaleSetImage against Azure or the simulator), ``reconcile`` (the rollout
 engine on one manifest without Kubernetes, status kept in a file), ``simulator`` (the Azure ARM simulator) and

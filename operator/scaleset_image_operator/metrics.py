@@ -1,4 +1,4 @@
-"""Prometheus metrics (DESIGN.md section 8, prefix ``scalesetimage_``) on an injected registry.
+"""Prometheus metrics (docs/observability.md, prefix ``scalesetimage_``) on an injected registry.
 
 Every value comes from the same pass result the status is written from, so status and metrics never
 disagree. Labels are bounded: namespace, name, and small enumerations (state, phase, domain, condition,

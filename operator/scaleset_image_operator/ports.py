@@ -1,4 +1,4 @@
-"""What the reconciler needs from the outside world, as Protocols (DESIGN.md section 2).
+"""What the reconciler needs from the outside world, as Protocols (docs/architecture.md, "Layers").
 
 The Azure adapter implements ``ScaleSetGateway``; tests may pass any object with the same methods.
 """

@@ -290,8 +290,17 @@ def test_the_workload_identity_overlay_annotates_the_service_account_the_pods_ru
     }
     assert deployment["spec"]["template"]["metadata"]["labels"]["azure.workload.identity/use"] == "true"
     assert "azure.workload.identity/use" not in deployment["metadata"].get("labels", {})
-    assert env_of(deployment)["AZURE_TENANT_ID"] == "replace-with-tenant-id"
     assert account.get("automountServiceAccountToken") is not False
+
+
+def test_the_workload_identity_overlay_leaves_the_tenant_to_the_webhook(kubectl: Kubectl) -> None:
+    """The webhook adds only the variables a container lacks: an AZURE_TENANT_ID in the Deployment (a placeholder
+    left in place, or the wrong tenant) would override the one it injects, and sign-in would fail. Another tenant
+    is named on the ServiceAccount (``azure.workload.identity/tenant-id``), where the webhook reads it."""
+    documents = render(kubectl, WORKLOAD_IDENTITY)
+
+    assert "AZURE_TENANT_ID" not in env_of(one(documents, "Deployment"))
+    assert "replace-with-tenant-id" not in yaml.safe_dump_all(documents)
 
 
 def test_the_workload_identity_overlay_changes_nothing_else_of_the_base(kubectl: Kubectl) -> None:
@@ -299,7 +308,6 @@ def test_the_workload_identity_overlay_changes_nothing_else_of_the_base(kubectl:
     overlay = {(d["kind"], d["metadata"]["name"]): d for d in render(kubectl, WORKLOAD_IDENTITY)}
     key = ("Deployment", "scaleset-image-operator")
     deployment = overlay[key]
-    container(deployment)["env"] = [e for e in container(deployment)["env"] if e["name"] != "AZURE_TENANT_ID"]
     deployment["spec"]["template"]["metadata"]["labels"].pop("azure.workload.identity/use")
     account = ("ServiceAccount", SERVICE_ACCOUNT)
     overlay[account] = without(overlay[account], ("metadata", "annotations"))
@@ -320,12 +328,13 @@ def test_the_client_secret_overlay_gives_azure_identity_its_environment_credenti
 GUIDE = REPO / "docs" / "install.md"
 
 
-def own_overlay_from_the_guide(folder: Path, client_id: str, tenant_id: str) -> str:
-    """The kustomization of docs/install.md step 6 (deploy/overlays/my-aks), as a shell would write it, with its
+def own_overlay_from_the_guide(folder: Path, client_id: str, registry: str) -> str:
+    """The kustomization of docs/install.md step 7 (deploy/overlays/my-aks), as a shell would write it, with its
     paths made relative to ``folder`` and the monitoring component switched on as the guide says to."""
     heredoc = re.search(r"cat > deploy/overlays/my-aks/kustomization.yaml <<EOF\n(.*?)\nEOF\n", GUIDE.read_text(), re.S)
     assert heredoc, "docs/install.md has no 'cat > deploy/overlays/my-aks/kustomization.yaml <<EOF' block"
-    text = heredoc.group(1).replace("$CLIENT_ID", client_id).replace("$TENANT_ID", tenant_id)
+    text = heredoc.group(1).replace("$CLIENT_ID", client_id).replace("$ACR_SERVER", registry)
+    assert "$" not in text, f"a shell variable the test does not fill in: {text}"
     text = re.sub(r"^# (components:)$", r"\1", text, flags=re.M)
     text = re.sub(r"^# {3}(- \S+).*$", r"  \1", text, flags=re.M)
     my_aks = DEPLOY / "overlays" / "my-aks"
@@ -337,8 +346,8 @@ def own_overlay_from_the_guide(folder: Path, client_id: str, tenant_id: str) -> 
 def test_the_install_guide_s_own_overlay_sets_the_identity_the_image_and_monitoring(
     kubectl: Kubectl, tmp_path: Path
 ) -> None:
-    client_id, tenant_id = "11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222"
-    (tmp_path / "kustomization.yaml").write_text(own_overlay_from_the_guide(tmp_path, client_id, tenant_id))
+    client_id, registry = "11111111-1111-1111-1111-111111111111", "myregistry.azurecr.io"
+    (tmp_path / "kustomization.yaml").write_text(own_overlay_from_the_guide(tmp_path, client_id, registry))
 
     documents = render(kubectl, tmp_path)
 
@@ -347,11 +356,9 @@ def test_the_install_guide_s_own_overlay_sets_the_identity_the_image_and_monitor
         "azure.workload.identity/client-id": client_id
     }
     deployment = one(documents, "Deployment")
-    assert [(e["name"], e.get("value")) for e in container(deployment)["env"] if e["name"] == "AZURE_TENANT_ID"] == [
-        ("AZURE_TENANT_ID", tenant_id)
-    ]
+    assert "AZURE_TENANT_ID" not in env_of(deployment), "the webhook injects the tenant; a value here would win"
     assert deployment["spec"]["template"]["metadata"]["labels"]["azure.workload.identity/use"] == "true"
-    assert container(deployment)["image"] == "myregistry.azurecr.io/scaleset-image-operator:0.1.0"
+    assert container(deployment)["image"] == f"{registry}/scaleset-image-operator:0.1.0"
     assert {"ServiceMonitor", "PrometheusRule"} <= {d["kind"] for d in documents}
 
 

@@ -1,4 +1,4 @@
-"""The status document the engine writes each pass (DESIGN.md section 3): conditions with metav1.Condition
+"""The status document the engine writes each pass (README, "status"): conditions with metav1.Condition
 semantics, instance counts, domains, the plan, and the batch in flight with its Azure operation."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""DESIGN.md section 4 as properties: generated scale sets, policies, faults and crashes, checked against the
-planner's own decisions and against the simulated Azure's safety counters."""
+"""The planner's rules (docs/architecture.md) as properties: generated scale sets, policies, faults and crashes,
+checked against the planner's own decisions and against the simulated Azure's safety counters."""
 
 from __future__ import annotations
 

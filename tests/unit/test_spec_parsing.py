@@ -1,4 +1,4 @@
-"""``parse_spec``: every rule of the ScaleSetImage contract (DESIGN.md section 3), and its promise never to raise.
+"""``parse_spec``: every rule of the ScaleSetImage contract (the CRD; README, "spec"), and its promise never to raise.
 
 Specs are built from one valid minimal spec; each test changes only the fields it is about. Paths in
 ``a_spec`` use ``__`` between keys (``rollout__healthCheck__timeout``); ``REMOVED`` deletes a key.

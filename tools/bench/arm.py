@@ -5,7 +5,7 @@ and scale set. ``Operations_Get`` requests (the status URL of an Azure-AsyncOper
 they are attributed through the ``operation`` entries, which do.
 
 Compute throttles per policy with a per-resource and a per-subscription token bucket refilled every minute
-(reference/azure-arm.md section 4.4, ``learn.microsoft.com/azure/virtual-machines/compute-throttling-limits``);
+(``learn.microsoft.com/azure/virtual-machines/compute-throttling-limits``);
 the simulator enforces the same numbers, which are read here from its table rather than copied.
 """
 

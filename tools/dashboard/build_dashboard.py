@@ -6,7 +6,7 @@ ConfigMap labelled ``grafana_dashboard: "1"`` for Grafana's dashboard sidecar)::
     uv run python tools/dashboard/build_dashboard.py           # rewrite both files
     uv run python tools/dashboard/build_dashboard.py --check   # exit 1 if the committed files are stale
 
-The queries use the families of ``scaleset_image_operator.metrics`` (DESIGN.md section 8). Label values that
+The queries use the families of ``scaleset_image_operator.metrics`` (docs/observability.md). Label values that
 appear in queries (phases, instance and domain states) are spelled out here; tests/unit/test_dashboard.py checks
 them against the operator's enumerations, every expression's syntax, and that the committed files are current.
 """

@@ -1,9 +1,10 @@
 """The operator's own request budget per subscription and Compute policy, and Azure's throttle memory.
 
 Compute limits requests per subscription (and per resource) separately for each policy: 800 scale-set GETs,
-360 VM lists ("high-cost" GETs), 5,000 operation reads per minute, and so on (``COMPUTE_LIMITS_PER_MINUTE``,
-reference/azure-arm.md section 4.4). The operator allows itself ``share`` of each, so that it never meets a
-``429`` on its own and leaves the rest of the subscription's budget to everything else that runs there.
+360 VM lists ("high-cost" GETs), 5,000 operation reads per minute, and so on (``COMPUTE_LIMITS_PER_MINUTE``;
+https://learn.microsoft.com/en-us/azure/virtual-machines/compute-throttling-limits).
+The operator allows itself ``share`` of each, so that it never meets a ``429`` on its own and leaves the rest of
+the subscription's budget to everything else that runs there.
 
 Each (subscription, policy) pair is a token bucket holding one minute of its budget. ``spend`` reserves its
 tokens at once, before it waits, so concurrent callers queue one behind the other instead of all waking at the

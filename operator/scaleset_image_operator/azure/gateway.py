@@ -1,4 +1,4 @@
-"""The scale-set gateway on ``azure.mgmt.compute.aio`` and ``azure.identity.aio`` (DESIGN.md section 5).
+"""The scale-set gateway on ``azure.mgmt.compute.aio`` and ``azure.identity.aio`` (docs/architecture.md).
 
 What it promises the reconciler:
 - one observation = one scale-set GET + one VM list with ``$expand=instanceView`` (pages followed by the SDK),

@@ -6,7 +6,7 @@ The truth is Azure's. What a rollout has achieved is derived on every pass from 
 the image to roll back to, the operation in flight (so a restart awaits it instead of repeating it), when the
 current batch started (health timeout), the pause deadline, approvals consumed, and a sticky failure.
 
-Rules (DESIGN.md section 4), each a property test in tests/unit:
+Rules (docs/architecture.md, "The planner's rules"), each a property test in tests/unit:
 - the model's image is changed before any instance is upgraded, and only the image fields;
 - at most one batch is in flight; with UpdateDomain a batch never spans two update domains;
 - a batch starts only when every instance already on the target is healthy (or the unhealthy count is within

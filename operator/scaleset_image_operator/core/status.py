@@ -1,4 +1,4 @@
-"""The ``ScaleSetImage`` status document (DESIGN.md section 3), built from one decision, and read back.
+"""The ``ScaleSetImage`` status document (README, "status"), built from one decision, and read back.
 
 Conditions follow ``metav1.Condition``: ``lastTransitionTime`` moves only when a condition's status flips,
 and every condition carries the ``observedGeneration`` it was computed for. The planner's memory

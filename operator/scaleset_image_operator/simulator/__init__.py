@@ -1,4 +1,4 @@
-"""An HTTPS simulator of the Azure Resource Manager Compute API for VM Scale Sets (DESIGN.md section 6).
+"""An HTTPS simulator of the Azure Resource Manager Compute API for VM Scale Sets (docs/simulator.md).
 
 Public surface: ``Simulator`` and ``SimulatorConfig`` (run it in an event loop), ``SimulatorThread`` (run it
 on a thread of its own), ``SimulatorControl`` (the ``/_sim`` control API client). The rest is private.

@@ -1,5 +1,5 @@
-"""ARM JSON for the simulator's records, in the shapes and casing real Azure answers with
-(``reference/azure-arm.md`` section 2). Pure functions of the records and the clock."""
+"""ARM JSON for the simulator's records, in the shapes and casing real Azure answers with (docs/simulator.md,
+"ARM Compute routes"). Pure functions of the records and the clock."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Compute's request throttling: per-resource and per-subscription token buckets per policy.
 
-Refill rates (tokens per minute) and capacities are Compute's published limits
-(``reference/azure-arm.md`` section 4.4); time is the simulator's clock, so a faster clock refills faster.
+Refill rates (tokens per minute) and capacities are Compute's published limits:
+https://learn.microsoft.com/en-us/azure/virtual-machines/compute-throttling-limits.
+Time is the simulator's clock, so a faster clock refills faster.
 The remaining counts are what every ARM answer reports in ``x-ms-ratelimit-remaining-resource``.
 """
 
