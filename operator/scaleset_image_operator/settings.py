@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -56,7 +56,6 @@ class Settings:
     """Namespaces to watch; empty means all. Env: SCALESET_IMAGE_NAMESPACES (comma-separated)."""
     label_selector: str = ""
     """Only ScaleSetImages matching this label selector (sharding). Env: SCALESET_IMAGE_LABEL_SELECTOR."""
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         parsed = urlparse(self.arm_endpoint)
